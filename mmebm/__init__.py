@@ -1,0 +1,7 @@
+"""mmebm: multimodal latent generative models with an energy-based prior.
+
+A reproducible companion of Yuan, Cui, Li, Han, "Learning Multimodal Latent
+Generative Models with Energy-Based Prior", ECCV 2024 (arXiv 2409.19862).
+"""
+
+__version__ = "0.1.0"
