@@ -1,0 +1,25 @@
+"""Data pipelines: MNIST, PolyMNIST (and, later, CUB image-captions).
+
+The data root (MMEBM_DATA, or --data-root) is laid out as ../shared/data is:
+`mnist/` with the four IDX files, `polymnist/backgrounds/` with the background JPEGs.
+"""
+
+import os
+from pathlib import Path
+
+from .dataset import PolyMNIST
+from .mnist import DataError, download_mnist, load_mnist, read_idx
+from .polymnist import (PolyMNISTArrays, build_polymnist, build_split, composite, load_backgrounds,
+                        load_png_layout, load_polymnist, write_png_layout)
+
+DATA_ROOT_ENV = "MMEBM_DATA"
+
+
+def data_root(root=None):
+    """The raw-data root: `root` if given, else $MMEBM_DATA, else ./data/raw."""
+    return Path(root or os.environ.get(DATA_ROOT_ENV) or "data/raw")
+
+
+__all__ = ["PolyMNIST", "PolyMNISTArrays", "DataError", "data_root", "download_mnist", "load_mnist",
+           "read_idx", "build_polymnist", "build_split", "composite", "load_backgrounds",
+           "load_png_layout", "load_polymnist", "write_png_layout"]
