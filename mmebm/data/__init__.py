@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .dataset import PolyMNIST
 from .mnist import DataError, download_mnist, load_mnist, read_idx
-from .polymnist import (PolyMNISTArrays, build_polymnist, build_split, composite, load_backgrounds,
+from .polymnist import (PolyMNISTArrays, build_polymnist, build_split, composite, ensure_polymnist, load_backgrounds,
                         load_png_layout, load_polymnist, write_png_layout)
 
 DATA_ROOT_ENV = "MMEBM_DATA"
@@ -21,5 +21,5 @@ def data_root(root=None):
 
 
 __all__ = ["PolyMNIST", "PolyMNISTArrays", "DataError", "data_root", "download_mnist", "load_mnist",
-           "read_idx", "build_polymnist", "build_split", "composite", "load_backgrounds",
+           "read_idx", "build_polymnist", "build_split", "composite", "ensure_polymnist", "load_backgrounds",
            "load_png_layout", "load_polymnist", "write_png_layout"]

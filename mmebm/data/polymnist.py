@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .mnist import DataError, load_mnist
 
@@ -320,3 +320,13 @@ def load_polymnist(root, split):
         f"no PolyMNIST {split} split in {root} (neither polymnist_{split}.npz nor {split}/m0/...). "
         "Build it with `python -m mmebm.data polymnist --out DIR`, or point at the official PNG folder."
     )
+
+
+def ensure_polymnist(out_dir, mnist_dir, backgrounds_dir, seed=0, limit=None, progress=True):
+    """Build PolyMNIST into `out_dir` unless a build with the same seed and limit is there."""
+    meta_path = Path(out_dir) / "meta.json"
+    if meta_path.is_file() and all((Path(out_dir) / f"polymnist_{s}.npz").is_file() for s in SPLITS):
+        meta = json.loads(meta_path.read_text())
+        if (meta.get("recipe_version"), meta.get("seed"), meta.get("limit")) == (RECIPE_VERSION, seed, limit):
+            return Path(out_dir)
+    return build_polymnist(mnist_dir, backgrounds_dir, out_dir, seed=seed, limit=limit, progress=progress)

@@ -1,0 +1,40 @@
+# Two commands do all set-up: `make reproduce` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# The raw data: $MMEBM_DATA, else the shared folder beside the repository, else data/raw.
+MMEBM_DATA ?= $(firstword $(wildcard $(abspath ../shared/data)) $(CURDIR)/data/raw)
+export MMEBM_DATA
+# `paper` with CUDA, `cpu` otherwise; `make reproduce PROFILE=...` overrides.
+PROFILE ?= $(shell [ -x $(PY) ] && $(PY) -c "import torch; print('paper' if torch.cuda.is_available() else 'cpu')" 2>/dev/null || echo cpu)
+NOTEBOOKS := 00_polymnist
+PAPERMILL := $(PY) -m papermill --cwd notebooks --kernel python3 --no-progress-bar
+
+.PHONY: reproduce test venv data clean
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+data: venv
+	$(PY) -m mmebm.data polymnist --out data/polymnist --quiet
+
+# Each notebook: jupytext turns the paired .py into a notebook, papermill runs it headless into build/.
+reproduce: venv
+	@start=$$(date +%s); mkdir -p build; \
+	$(PY) -m mmebm.data polymnist --out data/polymnist --quiet || exit 1; \
+	for nb in $(NOTEBOOKS); do \
+	  echo "== $$nb (profile $(PROFILE))"; \
+	  $(PY) -m jupytext --quiet --to ipynb --output build/$$nb.src.ipynb notebooks/$$nb.py && \
+	  $(PAPERMILL) build/$$nb.src.ipynb build/$$nb.ipynb || exit 1; \
+	done; \
+	echo "make reproduce (profile $(PROFILE)) took $$(( $$(date +%s) - start )) s; executed notebooks in build/, figures in figures/"
+
+test: venv
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf build

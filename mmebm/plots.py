@@ -1,0 +1,48 @@
+"""Figures: image grids of multimodal tuples, saved as PNG and PDF."""
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import torch
+
+
+def tile(images):
+    """[R, C, 3, H, W] images in [0, 1] (tensor or uint8 array) -> one [R*H, C*W, 3] float image."""
+    x = torch.as_tensor(images)
+    if x.dtype == torch.uint8:
+        x = x.float() / 255
+    r, c, ch, h, w = x.shape
+    return x.permute(0, 3, 1, 4, 2).reshape(r * h, c * w, ch).clamp(0, 1).cpu().numpy()
+
+
+def image_grid(images, row_labels=None, col_labels=None, title=None, cell=0.6):
+    """A figure showing `images` [R, C, 3, H, W] as an R x C grid with optional labels."""
+    r, c = images.shape[:2]
+    fig, ax = plt.subplots(figsize=(c * cell + 0.8, r * cell + 0.6))
+    ax.imshow(tile(images), interpolation="nearest")
+    h, w = images.shape[-2:]
+    ax.set_xticks([w * (j + 0.5) for j in range(c)] if col_labels is not None else [])
+    ax.set_yticks([h * (i + 0.5) for i in range(r)] if row_labels is not None else [])
+    if col_labels is not None:
+        ax.set_xticklabels(col_labels)
+        ax.xaxis.tick_top()
+    if row_labels is not None:
+        ax.set_yticklabels(row_labels)
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def save(fig, path, pdf=True):
+    """Save `fig` as `path` (.png) and, if `pdf`, beside it as .pdf; returns the PNG path."""
+    path = Path(path).with_suffix(".png")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=150, bbox_inches="tight")
+    if pdf:
+        # Fixed metadata so the same figure gives the same PDF bytes.
+        fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight", metadata={"CreationDate": None})
+    return path

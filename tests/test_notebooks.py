@@ -1,0 +1,37 @@
+"""Every notebook runs headless with a tiny parameter set (papermill), then nbval re-runs the
+executed copy and compares its outputs cell by cell (tests/nbval_sanitize.cfg masks what is not
+stable; cells tagged NBVAL_IGNORE_OUTPUT are run but not compared)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import jupytext
+import papermill
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO / "notebooks"
+
+
+def tiny_parameters(name, data_root, tmp):
+    """Parameters that make each notebook run in seconds; every path is absolute."""
+    common = dict(data_root=str(data_root), figures_dir=str(tmp / "figures"))
+    return {
+        "00_polymnist": dict(common, out_dir=str(tmp / "polymnist"), limit=1000, n_show=4),
+    }[name]
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in NOTEBOOKS.glob("*.py")))
+def test_notebook(name, data_root, tmp_path):
+    source = tmp_path / f"{name}.src.ipynb"
+    jupytext.write(jupytext.read(NOTEBOOKS / f"{name}.py"), source)
+    executed = tmp_path / f"{name}.ipynb"
+    papermill.execute_notebook(source, executed, parameters=tiny_parameters(name, data_root, tmp_path),
+                               cwd=NOTEBOOKS, kernel_name="python3", progress_bar=False)
+    assert list((tmp_path / "figures").glob("*.png")), "the notebook wrote no figure"
+    check = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", "--nbval-current-env",
+         "--nbval-sanitize-with", str(REPO / "tests" / "nbval_sanitize.cfg"), str(executed)],
+        cwd=tmp_path, capture_output=True, text=True)
+    assert check.returncode == 0, f"nbval found differing outputs:\n{check.stdout[-4000:]}\n{check.stderr[-2000:]}"
