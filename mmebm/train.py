@@ -1,0 +1,272 @@
+"""Training: python -m mmebm.train CONFIG [--profile cpu|paper] [--out RUN_DIR] [--resume] [key=value ...]
+
+One loop for all four models. Multi-GPU: `torchrun --nproc_per_node=N -m mmebm.train ...`
+(each rank trains on its shard of every batch; gradients are averaged across ranks before
+each optimizer step; only rank 0 logs and checkpoints).
+"""
+
+import argparse
+import csv
+import os
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from .data import PolyMNIST
+from .experiment import ConfigError, from_dict, load_config, to_dict
+from .models import build_model
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def save_checkpoint(path, state):
+    """Write to a temporary file, then rename: a crash never leaves a half-written checkpoint."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path, map_location="cpu"):
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def load_run(run_dir, device="cpu"):
+    """(model in eval mode, experiment config) from RUN_DIR/checkpoint.pt."""
+    state = load_checkpoint(Path(run_dir) / "checkpoint.pt", device)
+    cfg = from_dict(state["config"])
+    model = build_model(cfg.model).to(device)
+    model.load_state_dict(state["model"])
+    return model.eval(), cfg
+
+
+# ---------------------------------------------------------------- helpers
+
+
+# Keys that say how long and how verbosely to run, not what to train: a resumed run may change them.
+RUN_CONTROL = ("epochs", "max_steps", "time_budget_s", "log_every", "checkpoint_every", "tensorboard", "device")
+
+
+def _comparable(config):
+    return {**config, "train": {k: v for k, v in config["train"].items() if k not in RUN_CONTROL}}
+
+
+def resolve_device(name):
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def epoch_generator(seed, epoch):
+    """The data order of an epoch depends only on (seed, epoch): resuming reproduces it."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+def average_gradients(params, world):
+    """All-reduce the gradients of `params` as one flat buffer and divide by the world size."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if world == 1 or not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= world
+    for g, new in zip(grads, torch.split(flat, [g.numel() for g in grads])):
+        g.copy_(new.view_as(g))
+
+
+class MetricsLog:
+    """metrics.csv rows (step, split, name, value); on resume, rows past the checkpoint are dropped."""
+
+    FIELDS = ("step", "split", "name", "value")
+
+    def __init__(self, path, resume_step=None):
+        self.path = Path(path)
+        if resume_step is not None and self.path.is_file():
+            with open(self.path, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
+        else:
+            rows = []
+        with open(self.path, "w", newline="") as f:
+            w = csv.DictWriter(f, self.FIELDS)
+            w.writeheader()
+            w.writerows(rows)
+
+    def write(self, step, split, values):
+        with open(self.path, "a", newline="") as f:
+            w = csv.writer(f)
+            for name, value in values.items():
+                w.writerow((step, split, name, f"{value:.6g}"))
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def train(cfg, out_dir, resume=False):
+    """Train `cfg` (an ExperimentConfig) into `out_dir`; returns the final step."""
+    distributed = "RANK" in os.environ and "WORLD_SIZE" in os.environ
+    rank, world = 0, 1
+    if distributed:
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        rank, world = dist.get_rank(), dist.get_world_size()
+    main = rank == 0
+    tc = cfg.train
+    device = resolve_device(tc.device)
+    if device.type == "cuda" and distributed:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    if tc.batch_size % world:
+        raise ConfigError(f"train.batch_size={tc.batch_size} must be divisible by the {world} processes")
+
+    out_dir = Path(out_dir)
+    ckpt_path = out_dir / "checkpoint.pt"
+    torch.manual_seed(tc.seed)
+    data = PolyMNIST.load(cfg.data.root, "train", device, cfg.data.limit)
+    model = build_model(cfg.model).to(device)
+    if distributed:  # start every rank from rank 0's parameters, then draw different noise per rank
+        for t in model.state_dict().values():
+            dist.broadcast(t, 0)
+        torch.manual_seed(tc.seed + rank)
+    opt_vae = torch.optim.Adam(model.vae_parameters(), lr=tc.lr, amsgrad=tc.amsgrad)
+    opt_ebm = (torch.optim.Adam(model.ebm_parameters(), lr=cfg.model.ebm_lr, betas=tuple(cfg.model.ebm_betas))
+               if model.has_ebm else None)
+    step = 0
+    if resume:
+        if not ckpt_path.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}; start without --resume")
+        state = load_checkpoint(ckpt_path, device)
+        if _comparable(state["config"]) != _comparable(to_dict(cfg)):
+            raise ConfigError(f"--resume: the config differs from the one in {ckpt_path}; "
+                              "resume with the same config and overrides, or train into a new --out")
+        model.load_state_dict(state["model"])
+        opt_vae.load_state_dict(state["opt_vae"])
+        if opt_ebm is not None:
+            opt_ebm.load_state_dict(state["opt_ebm"])
+        step = state["step"]
+        torch.set_rng_state(state["rng"][rank] if rank < len(state["rng"]) else state["rng"][0])
+        if device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"][min(rank, len(state["cuda_rng"]) - 1)])
+
+    per_epoch = len(data) // tc.batch_size  # full batches only: every step sees the same batch size
+    if per_epoch == 0:
+        raise ConfigError(f"data.limit={cfg.data.limit} leaves fewer tuples than one batch of {tc.batch_size}")
+    total = per_epoch * tc.epochs if tc.max_steps is None else min(tc.max_steps, per_epoch * tc.epochs)
+    amp = (torch.autocast("cuda", dtype=torch.bfloat16) if tc.bf16 and device.type == "cuda" else nullcontext())
+    vae_loss = torch.compile(model.loss) if tc.compile and device.type == "cuda" else model.loss
+
+    def checkpoint():
+        gather = [torch.get_rng_state()]
+        if distributed:  # every rank's RNG (a collective: all ranks call it), so each stream continues
+            gather = [None] * world
+            dist.all_gather_object(gather, torch.get_rng_state())
+        if not main:
+            return
+        save_checkpoint(ckpt_path, {
+            "model": model.state_dict(), "opt_vae": opt_vae.state_dict(),
+            "opt_ebm": opt_ebm.state_dict() if opt_ebm else None,
+            "step": step,
+            "rng": gather, "cuda_rng": [torch.cuda.get_rng_state()] if device.type == "cuda" else None,
+            "config": to_dict(cfg),
+        })
+
+    if main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        log = MetricsLog(out_dir / "metrics.csv", step if resume else None)
+        (out_dir / "config.yaml").write_text(__import__("yaml").safe_dump(to_dict(cfg), sort_keys=False))
+        board = None
+        if tc.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter  # needs `pip install tensorboard`
+            board = SummaryWriter(out_dir / "tensorboard")
+    t0 = time.perf_counter()
+    bar = tqdm(total=total, initial=step, desc=cfg.name, disable=not main, dynamic_ncols=True)
+    model.train()
+    order, order_epoch = None, None
+    while step < total:
+        epoch, b = divmod(step, per_epoch)  # one step is one batch: the position follows from step
+        if epoch != order_epoch:
+            order, order_epoch = torch.randperm(len(data), generator=epoch_generator(tc.seed, epoch)), epoch
+        idx = order[b * tc.batch_size:(b + 1) * tc.batch_size][rank::world]
+        x, _ = data[idx.to(device)]
+        with amp:
+            loss, stats = vae_loss(x)
+        if not torch.isfinite(loss):
+            last = f"{ckpt_path} (step {load_checkpoint(ckpt_path)['step']})" if ckpt_path.is_file() else "none yet"
+            raise NonFiniteLoss(f"non-finite VAE loss {loss.item()} at step {step + 1}; the last good "
+                                f"checkpoint is {last}. Lower train.lr or check the data.")
+        opt_vae.zero_grad(set_to_none=True)
+        loss.backward()
+        average_gradients(model.vae_parameters(), world)
+        opt_vae.step()
+        values = {"loss": loss.item(), "objective": stats["objective"].item()}
+        if opt_ebm is not None:
+            ebm_loss, _ = model.ebm_loss(stats["z"].float())
+            opt_ebm.zero_grad(set_to_none=True)
+            ebm_loss.backward()
+            average_gradients(model.ebm_parameters(), world)
+            opt_ebm.step()
+            values["ebm_loss"] = ebm_loss.item()
+        step += 1
+        if main:
+            bar.update(1)
+            bar.set_postfix(loss=f"{values['loss']:.1f}", epoch=epoch)
+            if step % tc.log_every == 0 or step == total:
+                log.write(step, "train", values)
+                if board:
+                    for k, v in values.items():
+                        board.add_scalar(f"train/{k}", v, step)
+        out_of_time = tc.time_budget_s is not None and time.perf_counter() - t0 > tc.time_budget_s
+        if distributed and tc.time_budget_s is not None:  # every rank stops at the same step
+            flag = torch.tensor(float(out_of_time), device=device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            out_of_time = bool(flag.item())
+        if step % tc.checkpoint_every == 0 or step == total or out_of_time:
+            checkpoint()
+        if out_of_time:
+            break
+    bar.close()
+    end = {"wall_s": time.perf_counter() - t0}
+    if distributed:  # the ranks must hold the same parameters: compare checksums
+        sums = [None] * world
+        dist.all_gather_object(sums, float(sum(p.double().sum() for p in model.parameters())))
+        end["rank_param_spread"] = max(sums) - min(sums)
+        dist.barrier()
+        dist.destroy_process_group()
+    if main:
+        log.write(step, "train", end)
+    return step
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m mmebm.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config", help="name in configs/ (e.g. polymnist_mmvaeplus_ebm) or a YAML path")
+    p.add_argument("--profile", choices=["cpu", "paper"], help="scale the experiment (configs/profiles/)")
+    p.add_argument("--out", help="run folder (default runs/NAME-PROFILE)")
+    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
+    p.add_argument("overrides", nargs="*", help="key=value, e.g. train.epochs=5 model.beta=1.0")
+    args = p.parse_intermixed_args(argv)
+    try:
+        cfg = load_config(args.config, args.profile, args.overrides)
+        out = args.out or f"runs/{cfg.name}-{args.profile or 'paper'}"
+        step = train(cfg, out, resume=args.resume)
+    except (ConfigError, NonFiniteLoss, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if int(os.environ.get("RANK", 0)) == 0:
+        print(f"trained {cfg.name} to step {step}; run folder {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""The trainer: exact resume, atomic checkpoints, non-finite losses, config errors, 2-process gloo."""
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from mmebm.experiment import ConfigError, load_config
+from mmebm.train import NonFiniteLoss, load_checkpoint, train
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["model.net=conv", "model.z_dim=8", "model.w_dim=4", "model.langevin_steps=5", "data.limit=128",
+        "train.batch_size=32", "train.epochs=10", "train.checkpoint_every=1000", "train.log_every=1", "train.device=cpu"]
+
+
+def tiny(polymnist_dir, name="polymnist_mmvaeplus_ebm", *more):
+    return load_config(name, "cpu", [f"data.root={polymnist_dir}", *TINY, *more])
+
+
+def test_resume_is_bit_exact(polymnist_dir, tmp_path):
+    # 4 batches per epoch: 6 steps, then 6 more from the checkpoint, cross an epoch boundary.
+    train(tiny(polymnist_dir, "polymnist_mmvaeplus_ebm", "train.max_steps=12"), tmp_path / "straight")
+    train(tiny(polymnist_dir, "polymnist_mmvaeplus_ebm", "train.max_steps=6"), tmp_path / "resumed")
+    half = load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")
+    assert half["step"] == 6
+    train(tiny(polymnist_dir, "polymnist_mmvaeplus_ebm", "train.max_steps=12"), tmp_path / "resumed", resume=True)
+    a = load_checkpoint(tmp_path / "straight" / "checkpoint.pt")
+    b = load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")
+    assert a["step"] == b["step"] == 12
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    assert any(not torch.equal(half["model"][k], b["model"][k]) for k in b["model"]), "the last 6 steps trained"
+    # The log continues where it stopped: one row per step and name, no duplicates.
+    rows = list(csv.DictReader(open(tmp_path / "resumed" / "metrics.csv")))
+    losses = [int(r["step"]) for r in rows if r["name"] == "loss"]
+    assert losses == list(range(1, 13))
+
+
+def test_resume_refuses_another_config(polymnist_dir, tmp_path):
+    train(tiny(polymnist_dir, "polymnist_mmvae", "train.max_steps=1"), tmp_path)
+    with pytest.raises(ConfigError, match="config differs"):
+        train(tiny(polymnist_dir, "polymnist_mmvae", "train.max_steps=2", "model.beta=3.0"), tmp_path, resume=True)
+
+
+def test_checkpoint_loads_with_weights_only(polymnist_dir, tmp_path):
+    train(tiny(polymnist_dir, "polymnist_mmvae", "train.max_steps=1"), tmp_path)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert state["config"]["model"]["model"] == "mmvae" and state["step"] == 1
+    assert not list(tmp_path.glob("*.tmp")), "no temporary file is left behind"
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(polymnist_dir, tmp_path):
+    cfg = tiny(polymnist_dir, "polymnist_mmvae", "train.max_steps=50", "train.lr=1e30", "train.checkpoint_every=1")
+    with pytest.raises(NonFiniteLoss, match=r"at step \d+.*last good checkpoint is .*checkpoint.pt \(step \d+\)"):
+        train(cfg, tmp_path)
+    state = load_checkpoint(tmp_path / "checkpoint.pt")  # still loads: nothing was damaged
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+@pytest.mark.parametrize("bad,key", [("train.epoch=3", "train.epoch"), ("train.epochs=many", "train.epochs"),
+                                     ("model.prior=ebm model.bta=1", "model.bta")])
+def test_config_errors_name_the_key(bad, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config("polymnist_mmvae", "cpu", bad.split())
+
+
+def test_unknown_config_name_lists_the_known_ones():
+    with pytest.raises(ConfigError, match="polymnist_mmvaeplus_ebm"):
+        load_config("polymnist_mmvae_plus")
+
+
+def test_every_config_and_profile_loads():
+    for name in ("polymnist_mmvae", "polymnist_mmvae_ebm", "polymnist_mmvaeplus", "polymnist_mmvaeplus_ebm"):
+        for profile in ("cpu", "paper"):
+            cfg = load_config(name, profile)
+            assert cfg.name == name and (cfg.model.prior == "ebm") == name.endswith("_ebm")
+    assert load_config("polymnist_mmvaeplus", "paper").train.epochs == 250
+
+
+def test_two_process_gloo(polymnist_dir, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+           "-m", "mmebm.train", "polymnist_mmvae_ebm", "--profile", "cpu", "--out", str(tmp_path),
+           f"data.root={polymnist_dir}", *TINY, "train.max_steps=3"]
+    r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 3
+    rows = {r["name"]: float(r["value"]) for r in csv.DictReader(open(tmp_path / "metrics.csv"))}
+    assert rows["rank_param_spread"] == 0.0, "the two ranks hold different parameters"
+    assert r.stdout.count("trained polymnist_mmvae_ebm") == 1, "only rank 0 reports"
