@@ -1,0 +1,144 @@
+"""Coherence metrics (SPEC.md section 4), computed from generations and per-modality classifiers.
+
+The core functions take tensors of generated images, so they can be tested on real data with
+known answers and do not depend on any model class:
+
+    cross_coherence(gen [M, M, N, 3, 28, 28], labels [N], classifiers) -> CrossCoherence
+    joint_coherence(samples [N, M, 3, 28, 28], classifiers)            -> float
+
+The model-level helpers (`model_cross_coherence`, `model_joint_coherence`) are thin loops over
+batches that need only the two methods of `CoherenceModel`.
+
+Images are classified exactly as given (float, expected in [0, 1]; uint8 is scaled by 1/255):
+no clamping, so a model decides itself what its "decoded mean" is. Classification runs in
+eval() mode under no_grad; the classifiers' previous train/eval mode is restored afterwards.
+Model calls are *not* wrapped in no_grad: Langevin sampling of the EBM prior needs gradients.
+"""
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from tqdm.auto import tqdm
+
+
+class CoherenceModel(Protocol):
+    """What the model-level helpers need from a multimodal generative model."""
+
+    def sample(self, n: int) -> torch.Tensor:
+        """Joint generation: n draws from the prior (Langevin for the EBM prior), every modality
+        decoded to its mean: [n, M, 3, 28, 28]."""
+        ...
+
+    def cross_generate(self, x: torch.Tensor, src: int) -> torch.Tensor:
+        """From x [B, M, 3, 28, 28], one posterior sample of z given modality `src` only, w from the
+        unit prior, every modality decoded to its mean: [B, M, 3, 28, 28] (slot `src` is the
+        self-reconstruction)."""
+        ...
+
+
+@contextmanager
+def evaluating(module):
+    """Put `module` in eval() mode for the block, then restore its previous mode (per submodule)."""
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield module
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
+def _as_float(x):
+    return x.float().div(255) if x.dtype == torch.uint8 else x.float()
+
+
+@torch.no_grad()
+def predict(classifiers, x, batch_size=2000):
+    """Predicted digits [N, M] for images x [N, M, 3, 28, 28], in eval mode, `batch_size` tuples
+    at a time on the classifiers' device. Returns a CPU tensor."""
+    device = next(classifiers.parameters()).device
+    if x.ndim != 5 or x.shape[1] != classifiers.n_modalities:
+        raise ValueError(f"expected images [N, {classifiers.n_modalities}, 3, 28, 28], got {tuple(x.shape)}")
+    with evaluating(classifiers):
+        out = [classifiers(_as_float(x[s : s + batch_size].to(device))).argmax(-1).cpu()
+               for s in range(0, len(x), batch_size)]
+    return torch.cat(out) if out else torch.empty(0, classifiers.n_modalities, dtype=torch.long)
+
+
+@dataclass
+class CrossCoherence:
+    matrix: torch.Tensor  # [M, M] float64: matrix[src, tgt] = accuracy of target tgt generated from src
+    per_target: torch.Tensor  # [M]: mean over the M - 1 sources of each target
+    mean: float  # mean of per_target: the cross coherence the paper reports
+    n: int  # test tuples evaluated
+
+    @classmethod
+    def from_counts(cls, correct, n):
+        """From correct counts [M, M] over n tuples. The diagonal (self-reconstruction) is kept in
+        `matrix` for inspection but left out of the averages."""
+        matrix = correct.double() / n
+        M = len(matrix)
+        off = ~torch.eye(M, dtype=torch.bool)
+        # per target (column) over its M - 1 sources, then over targets; with equal counts this is
+        # also the plain mean of the M (M - 1) pairs
+        per_target = (matrix * off).sum(0) / (M - 1)
+        return cls(matrix, per_target, per_target.mean().item(), n)
+
+
+def cross_correct(gen, labels, classifiers, batch_size=2000):
+    """Correct counts [M, M] for cross generations gen [M, M, N, 3, 28, 28] (gen[src, tgt] is
+    target modality tgt generated from source src) against the true labels [N]."""
+    M = classifiers.n_modalities
+    if gen.ndim != 6 or gen.shape[:2] != (M, M):
+        raise ValueError(f"expected gen [{M}, {M}, N, 3, 28, 28], got {tuple(gen.shape)}")
+    labels = labels.cpu()
+    # classify each source's M targets as one [N, M, ...] tuple: target tgt goes to classifier tgt
+    return torch.stack([(predict(classifiers, gen[src].transpose(0, 1), batch_size) == labels[:, None]).sum(0)
+                        for src in range(M)])
+
+
+def cross_coherence(gen, labels, classifiers, batch_size=2000):
+    """Cross coherence of gen [M, M, N, 3, 28, 28] with true labels [N] -> CrossCoherence."""
+    return CrossCoherence.from_counts(cross_correct(gen, labels, classifiers, batch_size), len(labels))
+
+
+def joint_agreement(pred):
+    """Per sample, whether all M predicted digits are equal: pred [N, M] -> bool [N]."""
+    return (pred == pred[:, :1]).all(1)
+
+
+def joint_coherence(samples, classifiers, batch_size=2000):
+    """Fraction of joint samples [N, M, 3, 28, 28] whose M predicted digits all agree (no labels)."""
+    return joint_agreement(predict(classifiers, samples, batch_size)).double().mean().item()
+
+
+# --- model-level helpers: thin loops over CoherenceModel ---------------------------------------
+
+
+def model_cross_coherence(model: CoherenceModel, data, classifiers, batch_size=250, progress=True):
+    """Cross coherence of `model` on a PolyMNIST dataset (normally the test split, all of it).
+    Calls model.cross_generate(x, src) for every batch and source, with x on the data's device
+    (load the data on the model's device); put the model in eval() first."""
+    M = classifiers.n_modalities
+    if data.n_modalities != M:
+        raise ValueError(f"data has {data.n_modalities} modalities, classifiers {M}")
+    correct = torch.zeros(M, M, dtype=torch.long)
+    for x, y in tqdm(data.batches(batch_size, shuffle=False), total=-(-len(data) // batch_size),
+                     desc="cross coherence", disable=not progress):
+        for src in range(M):
+            pred = predict(classifiers, model.cross_generate(x, src).detach())  # [B, M targets]
+            correct[src] += (pred == y.cpu()[:, None]).sum(0)
+    return CrossCoherence.from_counts(correct, len(data))
+
+
+def model_joint_coherence(model: CoherenceModel, classifiers, n=10_000, batch_size=500, progress=True):
+    """Joint coherence of n samples from model.sample, generated `batch_size` at a time so 10,000
+    never sit in memory at once. Returns (coherence, predictions [n, M]) so callers can also check
+    the digit histogram (a prior collapsed onto one digit is trivially coherent)."""
+    preds = []
+    for s in tqdm(range(0, n, batch_size), desc="joint coherence", disable=not progress):
+        preds.append(predict(classifiers, model.sample(min(batch_size, n - s)).detach()))
+    pred = torch.cat(preds)
+    return joint_agreement(pred).double().mean().item(), pred

@@ -1,0 +1,86 @@
+"""The per-modality digit classifiers: architecture, determinism, save/load, CLI, errors.
+
+None of these need an accurate classifier, so each trains for a handful of steps."""
+
+import json
+
+import pytest
+import torch
+import torch.nn as nn
+
+from mmebm.classifiers import INFO_FILE, Classifiers, DigitClassifier, TrainConfig, main, train, weight_file
+from mmebm.data import PolyMNIST
+
+TINY = TrainConfig(epochs=1, batch_size=64, seed=0, progress=False)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(polymnist_dir):
+    return PolyMNIST.load(polymnist_dir, "train", limit=320), PolyMNIST.load(polymnist_dir, "test", limit=500)
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_data):
+    return train(*tiny_data, cfg=TINY)
+
+
+def test_architecture_is_the_reference_one():
+    layers = list(DigitClassifier().net)
+    kinds = [type(l) for l in layers]
+    assert kinds == [nn.Conv2d, nn.Dropout2d, nn.ReLU, nn.Conv2d, nn.Dropout2d, nn.ReLU, nn.Flatten,
+                     nn.Linear, nn.Dropout, nn.ReLU, nn.Linear]
+    c1, c2, f1, f2 = layers[0], layers[3], layers[7], layers[10]
+    assert (c1.in_channels, c1.out_channels, c1.kernel_size, c1.stride, c1.padding) == (3, 10, (4, 4), (2, 2), (1, 1))
+    assert (c2.in_channels, c2.out_channels, c2.kernel_size, c2.stride, c2.padding) == (10, 20, (4, 4), (2, 2), (1, 1))
+    assert (f1.in_features, f1.out_features, f2.in_features, f2.out_features) == (980, 128, 128, 10)
+    assert all(l.p == 0.5 for l in layers if isinstance(l, (nn.Dropout, nn.Dropout2d)))
+    clf = Classifiers(5)
+    assert clf(torch.rand(3, 5, 3, 28, 28)).shape == (3, 5, 10)
+    with pytest.raises(ValueError, match="expected x"):
+        clf(torch.rand(3, 4, 3, 28, 28))
+
+
+def test_same_seed_same_weights(tiny_data, tiny):
+    again = train(tiny_data[0], cfg=TINY)
+    for a, b in zip(tiny.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
+    other = train(tiny_data[0], cfg=TrainConfig(epochs=1, batch_size=64, seed=1, progress=False))
+    assert not torch.equal(tiny.nets[0].net[0].weight, other.nets[0].net[0].weight)
+
+
+def test_save_load_round_trip(tmp_path, tiny_data, tiny):
+    tiny.save(tmp_path, {"note": "tiny"})
+    for m in range(5):  # each file is a plain state dict: the safe loader takes it
+        sd = torch.load(tmp_path / weight_file(m), weights_only=True)
+        assert set(sd) == set(DigitClassifier().state_dict())
+    loaded = Classifiers.load(tmp_path, n_modalities=5)
+    assert not loaded.training
+    x, _ = tiny_data[1][torch.arange(200)]
+    tiny.eval()
+    with torch.no_grad():
+        assert torch.equal(tiny(x), loaded(x))
+    assert loaded.test_accuracy == tiny.test_accuracy and len(loaded.test_accuracy) == 5
+    info = json.loads((tmp_path / INFO_FILE).read_text())
+    assert info["n_modalities"] == 5 and info["note"] == "tiny"
+
+
+def test_missing_or_mismatched_classifiers_say_how_to_fix(tmp_path, tiny):
+    with pytest.raises(FileNotFoundError, match="python -m mmebm.classifiers"):
+        Classifiers.load(tmp_path / "nowhere")
+    tiny.save(tmp_path)
+    with pytest.raises(ValueError, match=r"trained for 5 modalities.*python -m mmebm.classifiers"):
+        Classifiers.load(tmp_path, n_modalities=3)
+    (tmp_path / weight_file(2)).unlink()
+    with pytest.raises(FileNotFoundError, match=r"classifier_m2.pt missing.*python -m mmebm.classifiers"):
+        Classifiers.load(tmp_path)
+
+
+def test_cli_trains_saves_and_reports(tmp_path, polymnist_dir, capsys):
+    out = tmp_path / "clf"
+    main(["--data", str(polymnist_dir), "--out", str(out), "--epochs", "1", "--limit", "256", "--seed", "3"])
+    printed = capsys.readouterr().out
+    assert printed.count("test accuracy") == 5
+    info = json.loads((out / INFO_FILE).read_text())
+    assert len(info["test_accuracy"]) == 5 and info["n_test"] == 10_000 and info["n_train"] == 256
+    assert info["train_config"]["seed"] == 3
+    assert Classifiers.load(out).test_accuracy == info["test_accuracy"]
