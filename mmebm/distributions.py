@@ -97,7 +97,7 @@ def likelihood(name, mean, scale, event_dims=3):
     categorical with `mean` read as logits (scale ignored)."""
     if name.lower() == "categorical":
         return OneHotCategorical(mean, event_dims)
-    return family(name)(mean, torch.full_like(mean, scale), event_dims)
+    return family(name)(mean, torch.as_tensor(scale, dtype=mean.dtype, device=mean.device), event_dims)
 
 
 def log_mean_exp(x, dim):

@@ -46,3 +46,25 @@ def save(fig, path, pdf=True):
         # Fixed metadata so the same figure gives the same PDF bytes.
         fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight", metadata={"CreationDate": None})
     return path
+
+
+def side_by_side(panels, col_labels=None, cell=0.45, suptitle=None):
+    """Several image grids next to each other: `panels` maps a title to images [R, C, 3, H, W]."""
+    n = len(panels)
+    r, c = next(iter(panels.values())).shape[:2]
+    fig, axes = plt.subplots(1, n, figsize=(n * (c * cell + 0.4), r * cell + 0.8), squeeze=False)
+    for ax, (title, images) in zip(axes[0], panels.items()):
+        ax.imshow(tile(images), interpolation="nearest")
+        w = images.shape[-1]
+        ax.set_xticks([w * (j + 0.5) for j in range(c)] if col_labels is not None else [])
+        if col_labels is not None:
+            ax.set_xticklabels(col_labels, fontsize=7)
+        ax.set_yticks([])
+        ax.tick_params(length=0)
+        for side in ax.spines.values():
+            side.set_visible(False)
+        ax.set_title(title, fontsize=9)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig

@@ -188,7 +188,7 @@ def train(cfg, out_dir, resume=False):
         if tc.tensorboard:
             from torch.utils.tensorboard import SummaryWriter  # needs `pip install tensorboard`
             board = SummaryWriter(out_dir / "tensorboard")
-    t0 = time.perf_counter()
+    t0, start_step = time.perf_counter(), step
     bar = tqdm(total=total, initial=step, desc=cfg.name, disable=not main, dynamic_ncols=True)
     model.train()
     order, order_epoch = None, None
@@ -242,7 +242,7 @@ def train(cfg, out_dir, resume=False):
         end["rank_param_spread"] = max(sums) - min(sums)
         dist.barrier()
         dist.destroy_process_group()
-    if main:
+    if main and step > start_step:
         log.write(step, "train", end)
     return step
 

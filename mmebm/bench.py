@@ -1,0 +1,157 @@
+"""Benchmark a full training step of the four models, batched vs per-modality loop.
+
+    python -m mmebm.bench                         # all four models, batch 128, CPU
+    python -m mmebm.bench --models mmvaeplus_ebm --steps 5 --device cuda --bf16 --compile
+
+A step is: VAE forward + backward + optimizer step, and for the EBM prior the Langevin
+sampling of the negatives + EBM forward + backward + optimizer step. FLOPs (matmuls and
+convolutions, forward and backward, Langevin included; optimizer updates not) come from
+torch's FlopCounterMode on one step at a small batch, scaled per sample.
+"""
+
+import argparse
+import contextlib
+import ctypes
+import os
+import resource
+import statistics
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from .config import PRESETS, preset
+from .models import build_model, make_optimizers
+
+
+def keep_freed_memory():
+    """Make glibc malloc keep freed memory for reuse (no mmap, no trimming). By default every
+    tensor over 32 MB is a fresh mmap, page-faulted and zeroed by the kernel on first touch:
+    on CPU that makes elementwise ops on the batched path's large activations several times
+    slower, while the loop's smaller tensors get recycled. (PyTorch's CPU tuning guide
+    suggests jemalloc / tcmalloc for the same reason.) Process-wide; memory is kept at peak."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+    return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def make_step(model, opt_vae, opt_ebm, device, bf16=False, compile=False):
+    """A training step that returns (seconds in total, seconds in Langevin sampling)."""
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
+    loss_fn = torch.compile(model.loss) if compile else model.loss
+
+    def step(x):
+        _sync(device)
+        t0 = time.perf_counter()
+        opt_vae.zero_grad(set_to_none=True)
+        with autocast():
+            loss, stats = loss_fn(x)
+        loss.backward()
+        opt_vae.step()
+        t_langevin = 0.0
+        if opt_ebm is not None:
+            _sync(device)
+            t1 = time.perf_counter()
+            z_neg = model.prior.sample(stats["z"].shape[0])
+            _sync(device)
+            t_langevin = time.perf_counter() - t1
+            opt_ebm.zero_grad(set_to_none=True)
+            ebm_loss, _ = model.ebm_loss(stats["z"].float(), z_neg)
+            ebm_loss.backward()
+            opt_ebm.step()
+        _sync(device)
+        return time.perf_counter() - t0, t_langevin
+
+    return step
+
+
+def count_flops(name, net, batch=4, **cfg):
+    """Matmul + conv FLOPs of one training step, per sample. FlopCounterMode's module hooks do
+    not mix with the autograd.grad of Langevin dynamics, so the chain is counted as its
+    n_steps x (f_alpha forward + input gradient, about 2 forwards) on the negatives.
+    Counted on the loop implementation (same arithmetic): FlopCounterMode overcounts the
+    backward of grouped convolutions (torch 2.14)."""
+    torch.manual_seed(0)
+    model = build_model(preset(name, net=net, batched=False, **cfg))
+    x = torch.rand(batch, model.cfg.n_modalities, 3, 28, 28)
+    with FlopCounterMode(display=False) as fc:
+        loss, stats = model.loss(x)
+        loss.backward()
+        if model.has_ebm:
+            z_neg = torch.randn_like(stats["z"])
+            model.ebm_loss(stats["z"], z_neg)[0].backward()
+    flops = fc.get_total_flops()
+    if model.has_ebm:
+        with FlopCounterMode(display=False) as fc:
+            model.prior.f_alpha(z_neg)
+        flops += model.prior.n_steps * 2 * fc.get_total_flops()
+    return flops / batch
+
+
+def bench(name, net, impls, batch, steps, device, bf16=False, compile=False):
+    """Median step time of each implementation, the implementations' steps interleaved so
+    that a shared machine's changing load hits them alike."""
+    runs = {}
+    for impl in impls:
+        torch.manual_seed(0)
+        model = build_model(preset(name, net=net, batched=impl == "batched")).to(device)
+        x = torch.rand(batch, model.cfg.n_modalities, 3, 28, 28, device=device)
+        runs[impl] = make_step(model, *make_optimizers(model), device, bf16, compile), x, []
+    for i in range(steps + 1):
+        for impl, (step, x, times) in runs.items():
+            t = step(x)
+            if i > 0:  # step 0 warms up: allocator, oneDNN primitives, compilation
+                times.append(t)
+    out = {}
+    for impl, (_, _, times) in runs.items():
+        step_s = statistics.median(t for t, _ in times)
+        out[impl] = {"sps": batch / step_s, "step_s": step_s, "langevin": statistics.median(l / t for t, l in times)}
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", nargs="+", default=list(PRESETS), choices=PRESETS)
+    ap.add_argument("--net", default="resnet", choices=["resnet", "conv"])
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up step")
+    ap.add_argument("--impl", nargs="+", default=["batched", "loop"], choices=["batched", "loop"])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast of the VAE forward")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the VAE loss")
+    ap.add_argument("--default-malloc", action="store_true", help="leave glibc malloc's mmap threshold as it is")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    allocator = "glibc default"
+    if args.device == "cpu" and not args.default_malloc and keep_freed_memory():
+        allocator = "glibc, freed memory kept (mmap off)"
+    device = torch.device(args.device)
+    print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, net {args.net}, "
+          f"batch {args.batch}, {args.steps} timed steps (median), bf16 {args.bf16}, compile {args.compile}, "
+          f"malloc: {allocator}, load average {os.getloadavg()[0]:.2f}")
+    cols = "".join(f"{impl + ' samp/s':>16}" for impl in args.impl)
+    print(f"{'model':<15}{cols}{'batched/loop':>14}{'langevin %':>12}{'GFLOP/samp':>12}{'GFLOP/s':>10}")
+    for name in args.models:
+        gflop = count_flops(name, args.net) / 1e9
+        res = bench(name, args.net, args.impl, args.batch, args.steps, device, args.bf16, args.compile)
+        first = res[args.impl[0]]
+        ratio = f"{res['batched']['sps'] / res['loop']['sps']:.2f}" if len(res) == 2 else "-"
+        cols = "".join(f"{r['sps']:>16.2f}" for r in res.values())
+        print(f"{name:<15}{cols}{ratio:>14}{100 * first['langevin']:>11.1f}%{gflop:>12.2f}"
+              f"{gflop * first['sps']:>10.1f}", flush=True)
+    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.1f} GiB; "
+          f"langevin % and GFLOP/s are for the {args.impl[0]} implementation")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""Model configuration.
+
+Defaults are the PolyMNIST generalized version (MMVAE+ with the EBM prior swapped in
+by `prior="ebm"`). Values the poster gives are marked (poster); the rest come from the
+public code of the models the paper builds on, named in each comment (see SPEC.md).
+"""
+
+from dataclasses import dataclass, replace
+
+
+@dataclass
+class ModelConfig:
+    # --- model
+    model: str = "mmvaeplus"      # mmvae (base version) | mmvaeplus (generalized version) (poster)
+    prior: str = "laplace"        # p(z): gaussian | laplace (the baselines) | ebm (the paper)
+    n_modalities: int = 5         # PolyMNIST (poster)
+    z_dim: int = 32               # shared z; MMVAE+ PolyMNIST run (srl-ethz/mmvaeplus)
+    w_dim: int = 32               # modality-specific w, mmvaeplus only; MMVAE+ PolyMNIST run
+    net: str = "resnet"           # resnet (MMVAE+ nets) | conv (lighter MoPoE nets, thomassutter/MoPoE);
+                                  # which the paper used for the base version is not known
+
+    # --- posteriors, w prior, likelihood
+    posterior: str = "laplace"    # family of q(z|x_m), q(w|x_m), p0(w) and the auxiliary w prior; MMVAE+
+    scale_eps: float = 1e-6       # added to posterior scales (Constants.eta in MMVAE / MMVAE+ code)
+    likelihood: str = "laplace"   # p(x|z, w): laplace | normal; MMVAE+ PolyMNIST (poster's model writes N(G(z), I))
+    lik_scale: float = 0.75       # fixed likelihood scale; MMVAE+ PolyMNIST decoder
+
+    # --- objective
+    beta: float = 2.5             # weight of the regularizer; MMVAE+ PolyMNIST run
+    K: int = 1                    # posterior samples per expert; MMVAE+ PolyMNIST run (ELBO)
+    dreg: bool = False            # DReG estimator (used with K > 1); MMVAE / MMVAE+ option
+
+    # --- EBM prior p_alpha(z) = exp(-f_alpha(z)) p0(z) / Z
+    ebm_base: str = "gaussian"    # p0(z): "exponential tilting of a Gaussian" (poster)
+    ebm_hidden: int = 200         # f_alpha: dim(z) -> 200 -> 200 -> 1; Pang et al. 2020 (latent-space-EBM-prior)
+    ebm_act: str = "leakyrelu"    # LeakyReLU(0.2) or gelu; Pang et al. 2020
+    langevin_steps: int = 60      # short-run chains from p0; Pang et al. 2020
+    langevin_step_size: float = 0.4  # Pang et al. 2020
+    langevin_noise: bool = True   # Pang et al. 2020
+    ebm_lr: float = 2e-5          # Adam; Pang et al. 2020 (Tian Han group's VAE+EBM code: 2e-6)
+    ebm_betas: tuple = (0.5, 0.999)  # Pang et al. 2020 (Tian Han group's VAE+EBM code: (0.0, 0.9))
+
+    # --- implementation (no effect on the numbers beyond float rounding)
+    batched: bool = True          # all modality networks as one grouped computation; False: per-modality loop
+    channels_last: bool = True    # memory format of the grouped convs (faster with oneDNN on CPU)
+
+    @property
+    def has_w(self):
+        return self.model == "mmvaeplus"
+
+    def replace(self, **kw):
+        return replace(self, **kw)
+
+
+def preset(name, **overrides):
+    """The four PolyMNIST models: mmvae, mmvae_ebm (base), mmvaeplus, mmvaeplus_ebm (generalized)."""
+    kw = {
+        # MMVAE (Shi et al. 2019): no beta in its objective, one latent
+        "mmvae": dict(model="mmvae", prior="laplace", beta=1.0),
+        "mmvae_ebm": dict(model="mmvae", prior="ebm", beta=1.0),
+        "mmvaeplus": dict(model="mmvaeplus", prior="laplace"),
+        "mmvaeplus_ebm": dict(model="mmvaeplus", prior="ebm"),
+    }[name]
+    return ModelConfig(**{**kw, **overrides})
+
+
+PRESETS = ("mmvae", "mmvae_ebm", "mmvaeplus", "mmvaeplus_ebm")

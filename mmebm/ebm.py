@@ -1,0 +1,71 @@
+"""Priors on the shared latent z: unit Gaussian / Laplace, and the EBM prior
+
+    p_alpha(z) = exp(-f_alpha(z)) p0(z) / Z(alpha).
+"""
+
+import torch
+import torch.nn as nn
+from torch.func import functional_call
+
+from .distributions import family
+from .langevin import sample_langevin
+from .nets import EnergyMLP
+
+
+class UnitPrior(nn.Module):
+    """N(0, I) or Laplace(0, 1) on [..., dim]; no parameters."""
+
+    def __init__(self, dim, name="gaussian"):
+        super().__init__()
+        self.dim, self.family = dim, family(name)
+        self.register_buffer("_zero", torch.zeros(()), persistent=False)  # follows .to(device)
+
+    def dist(self):
+        return self.family(self._zero.expand(self.dim), self._zero.exp().expand(self.dim))
+
+    def log_prob(self, z):
+        return self.dist().log_prob(z)
+
+    def sample(self, shape):
+        return self.dist().rsample(shape if isinstance(shape, tuple) else (shape,))
+
+
+class EBMPrior(nn.Module):
+    """Exponentially tilted base density p0 with energy f_alpha; sampled by short-run
+    Langevin dynamics started afresh from p0."""
+
+    def __init__(self, f_alpha, p0, n_steps=60, step_size=0.4, noise=True):
+        super().__init__()
+        self.f_alpha, self.p0 = f_alpha, p0
+        self.n_steps, self.step_size, self.noise = n_steps, step_size, noise
+
+    def energy(self, z):
+        """f_alpha(z) - log p0(z): minus the unnormalized log density, per sample."""
+        return self.f_alpha(z) - self.p0.log_prob(z)
+
+    def log_prob(self, z):
+        """-f_alpha(z) + log p0(z), up to -log Z, as the encoders and generators see it:
+        alpha is frozen here (gradient flows to z only), so the VAE loss never updates the
+        EBM; alpha learns from ebm_loss alone."""
+        frozen = {k: v.detach() for k, v in self.f_alpha.named_parameters()}
+        return -functional_call(self.f_alpha, frozen, (z,)) + self.p0.log_prob(z)
+
+    def sample(self, n, return_chain=False):
+        z0 = self.p0.sample(n)
+        return sample_langevin(self.energy, z0, self.n_steps, self.step_size, self.noise, return_chain)
+
+    def ebm_loss(self, z_post, z_neg=None):
+        """mean f_alpha(z_posterior) - mean f_alpha(z_langevin): its alpha-gradient is minus the
+        log-likelihood gradient E_q[df/dalpha] - E_p_alpha[df/dalpha] (poster). Both sample
+        sets are detached, so only alpha learns from it. Returns (loss, z_neg)."""
+        if z_neg is None:
+            z_neg = self.sample(z_post.shape[0])
+        return self.f_alpha(z_post.detach()).mean() - self.f_alpha(z_neg.detach()).mean(), z_neg
+
+
+def build_prior(cfg):
+    if cfg.prior == "ebm":
+        f_alpha = EnergyMLP(cfg.z_dim, cfg.ebm_hidden, cfg.ebm_act)
+        return EBMPrior(f_alpha, UnitPrior(cfg.z_dim, cfg.ebm_base),
+                        cfg.langevin_steps, cfg.langevin_step_size, cfg.langevin_noise)
+    return UnitPrior(cfg.z_dim, cfg.prior)

@@ -1,0 +1,223 @@
+"""MMVAE and MMVAE+ with a Gaussian / Laplace / EBM prior on the shared z: one class.
+
+Shapes: x [B, M, *event]; posterior samples are indexed [K, B, R, dim] where R is the
+expert (the modality r whose posterior q(z|x_r) drew the sample); decoder inputs
+[K, B, R, M, dim] and outputs [K, B, R, M, *event] hold, for expert r and target d,
+the reconstruction of x_d from expert r's z (self-reconstruction when d == r).
+"""
+
+from collections import namedtuple
+
+import torch
+import torch.nn as nn
+
+from .config import ModelConfig
+from .distributions import family, likelihood, log_mean_exp, posterior_scale
+from .ebm import EBMPrior, UnitPrior, build_prior
+from .nets import Decoder, Encoder
+
+Posterior = namedtuple("Posterior", "z w")  # unimodal posteriors, batch shape [B, M]; w None for MMVAE
+
+
+def log_q_mix(q, z):
+    """log q_mix(z | X) = log 1/M sum_m q(z | x_m), for q of batch shape [B, M] and z
+    [..., B, R, D] (expert r's samples) -> [..., B, R]."""
+    components = type(q)(q.loc[:, None], q.scale[:, None])  # batch [B, 1, M]
+    return log_mean_exp(components.log_prob(z[..., None, :]), -1)
+
+
+class MultimodalVAE(nn.Module):
+    """MMVAE (cfg.model="mmvae") or MMVAE+ ("mmvaeplus"); the prior on z is cfg.prior.
+
+    encoder / decoder default to the PolyMNIST networks of cfg.net; any modules with the
+    nets.Encoder / nets.Decoder call signatures fit (tests plug in linear ones).
+    """
+
+    def __init__(self, cfg: ModelConfig, encoder=None, decoder=None):
+        super().__init__()
+        self.cfg = cfg
+        M = cfg.n_modalities
+        self.w_dim = cfg.w_dim if cfg.has_w else 0
+        self.enc = encoder if encoder is not None else Encoder(M, cfg.z_dim, self.w_dim, cfg.net, cfg.channels_last)
+        self.dec = decoder if decoder is not None else Decoder(M, self.w_dim + cfg.z_dim, cfg.net, cfg.channels_last)
+        self.prior = build_prior(cfg)  # p(z); EBM parameters live in prior.f_alpha
+        if self.w_dim:
+            self.p0_w = UnitPrior(self.w_dim, cfg.posterior)  # p0(w): the unit prior (training and test)
+            # MMVAE+ auxiliary prior of each modality, used for w~ in cross-reconstruction
+            # during training: zero location, learnable scale (raw, as the posterior's)
+            self.aux_w_raw = nn.Parameter(torch.zeros(M, self.w_dim))
+
+    # ------------------------------------------------------------------ parameters
+
+    @property
+    def has_ebm(self):
+        return isinstance(self.prior, EBMPrior)
+
+    def ebm_parameters(self):
+        return list(self.prior.f_alpha.parameters()) if self.has_ebm else []
+
+    def vae_parameters(self):
+        ebm = {id(p) for p in self.ebm_parameters()}
+        return [p for p in self.parameters() if id(p) not in ebm]
+
+    # ------------------------------------------------------------------ networks
+
+    def _dist(self, loc, raw):
+        return family(self.cfg.posterior)(loc, posterior_scale(raw, self.cfg.posterior, self.cfg.scale_eps))
+
+    def encode(self, x):
+        """Unimodal posteriors q(z|x_m) (and q(w|x_m)) of every modality, batch shape [B, M]."""
+        if self.cfg.batched:
+            z_loc, z_raw, w_loc, w_raw = self.enc(x)
+        else:  # the reference: one encoder call per modality
+            outs = [self.enc(x[:, m], g=m) for m in range(x.shape[1])]
+            z_loc, z_raw, w_loc, w_raw = [None if o[0] is None else torch.stack(o, 1) for o in zip(*outs)]
+        qw = self._dist(w_loc.to(x.dtype), w_raw.to(x.dtype)) if self.w_dim else None
+        return Posterior(self._dist(z_loc.to(x.dtype), z_raw.to(x.dtype)), qw)  # fp32 under autocast
+
+    def decode(self, u):
+        """u [N, M, dim] -> decoder outputs [N, M, *event], decoder d reading u[:, d]."""
+        if self.cfg.batched:
+            return self.dec(u)
+        return torch.stack([self.dec(u[:, d], g=d) for d in range(u.shape[1])], 1)
+
+    def _decode_experts(self, u):
+        """u [K, B, R, M, dim] -> [K, B, R, M, *event]. Batched: one call; loop: R*M calls
+        of K*B samples each, the structure of the reference implementations."""
+        K, B, R, M, D = u.shape
+        if self.cfg.batched:
+            out = self.dec(u.reshape(-1, M, D))
+            return out.view(K, B, R, M, *out.shape[2:])
+        outs = [self.decode(u[:, :, r].reshape(-1, M, D)) for r in range(R)]
+        return torch.stack([o.view(K, B, M, *o.shape[2:]) for o in outs], 2)
+
+    def aux_w(self):
+        """The auxiliary priors of the M modalities' w, batch shape [M]."""
+        return self._dist(torch.zeros_like(self.aux_w_raw), self.aux_w_raw)
+
+    def _join(self, w, z):
+        """Decoder input [w, z] (MMVAE+ order), or z alone for MMVAE."""
+        return z if w is None else torch.cat([w, z], -1)
+
+    # ------------------------------------------------------------------ objective
+
+    def log_weights(self, x, post=None):
+        """Per-sample log importance weights of the MoE objective, one per expert:
+
+            lw[k, b, r] = sum_d log p(x_d | z_r, w) + beta * (log p(z_r) + log p0(w_r)
+                          - log q_mix(z_r | X) - log q(w_r | x_r)),   (z_r, w_r) ~ q(.|x_r)
+
+        with w = w_r for d == r and w~ ~ aux prior of d otherwise (MMVAE+). With the EBM
+        prior, log p(z) = -f_alpha(z) + log p0(z) (frozen alpha, log Z dropped).
+        With cfg.dreg the posterior parameters in log q are detached (DReG).
+        Returns lw [K, B, R] and the samples {"z": [K, B, R, Dz], "w": [K, B, R, Dw],
+        "w_cross": [K, B, R, M, Dw]} (w's None for MMVAE).
+        """
+        cfg, (B, M) = self.cfg, x.shape[:2]
+        post = self.encode(x) if post is None else post
+        qz, qw = (post.z.detach(), None if post.w is None else post.w.detach()) if cfg.dreg else post
+        z = post.z.rsample((cfg.K,))                                    # [K, B, R, Dz]
+        reg = self.prior.log_prob(z) - log_q_mix(qz, z)
+        w = w_cross = u_w = None
+        if self.w_dim:
+            w = post.w.rsample((cfg.K,))                                # [K, B, R, Dw]
+            reg = reg + self.p0_w.log_prob(w) - qw.log_prob(w)
+            w_cross = self.aux_w().rsample((cfg.K, B, M))               # [K, B, R, M(d), Dw]
+            self_rec = torch.eye(M, dtype=torch.bool, device=x.device)[:, :, None]
+            u_w = torch.where(self_rec, w[:, :, :, None], w_cross)
+        u = self._join(u_w, z[:, :, :, None].expand(-1, -1, -1, M, -1))
+        x_hat = self._decode_experts(u).to(x.dtype)                     # [K, B, R, M, *event]; fp32 under autocast
+        n_event = x_hat.dim() - 4
+        lpx = likelihood(cfg.likelihood, x_hat, cfg.lik_scale, n_event).log_prob(x[None, :, None]).sum(-1)
+        return lpx + cfg.beta * reg, {"z": z, "w": w, "w_cross": w_cross}
+
+    def loss(self, x):
+        """VAE loss (minus the objective, per data point) and stats; stats["z"] holds the
+        detached posterior samples [K*B*R, Dz] for the EBM update."""
+        lw, samples = self.log_weights(x)
+        z, w = samples["z"], samples["w"]
+        if self.cfg.dreg:
+            # DReG (Tucker et al. 2019) per expert: generator gradient sum_k wt_k dlw_k, encoder
+            # gradient through the samples sum_k wt_k^2 dlw_k/dz (the hooks add the second wt)
+            wt = torch.softmax(lw, 0).detach()
+            for s in (z, w):
+                if s is not None and s.requires_grad:
+                    s.register_hook(lambda g: g * wt[..., None])
+            surrogate = (wt * lw).sum(0)
+        else:
+            surrogate = log_mean_exp(lw, 0)                             # IWAE over K; the ELBO for K = 1
+        loss = -surrogate.mean()
+        with torch.no_grad():
+            bound = log_mean_exp(lw, 0).mean()
+        stats = {"loss": loss.detach(), "objective": bound, "z": z.detach().reshape(-1, z.shape[-1])}
+        return loss, stats
+
+    def ebm_loss(self, z_post, z_neg=None):
+        """EBM loss (see ebm.EBMPrior.ebm_loss) on posterior samples, against z_neg or fresh
+        Langevin samples from the prior; returns (loss, z_langevin)."""
+        return self.prior.ebm_loss(z_post, z_neg)
+
+    # ------------------------------------------------------------------ generation
+
+    @torch.no_grad()
+    def sample(self, n):
+        """Joint generation: z ~ p(z) (Langevin for the EBM prior), w ~ p0(w); decoder means
+        [n, M, *event]."""
+        M = self.cfg.n_modalities
+        z = self.prior.sample(n)
+        w = self.p0_w.sample((n, M)) if self.w_dim else None
+        return self.decode(self._join(w, z[:, None].expand(-1, M, -1)))
+
+    @torch.no_grad()
+    def reconstruct(self, x, mean=False):
+        """Each modality from its own posterior sample (z_m, w_m) (or the posterior means)."""
+        post = self.encode(x)
+        draw = (lambda q: q.mean) if mean else (lambda q: q.rsample())
+        return self.decode(self._join(draw(post.w) if self.w_dim else None, draw(post.z)))
+
+    @torch.no_grad()
+    def cross_generate(self, x, src, mean=False):
+        """Generate all M modalities from the observed subset `src` (an index, a list of
+        indices or a bool mask [M]): z from the subset's mixture posterior (one sample, a
+        uniformly chosen expert per data point), w ~ p0(w) (the unit prior, as at test time
+        in MMVAE+). Returns decoder means [B, M, *event]."""
+        B, M = x.shape[:2]
+        src = torch.as_tensor(src, device=x.device).reshape(-1)
+        if src.dtype == torch.bool:
+            src = src.nonzero().reshape(-1)
+        qz = self.encode(x).z
+        z_all = qz.mean if mean else qz.rsample()                        # [B, M, Dz]
+        expert = src[torch.randint(len(src), (B,), device=x.device)]
+        z = z_all[torch.arange(B, device=x.device), expert]
+        w = self.p0_w.sample((B, M)) if self.w_dim else None
+        return self.decode(self._join(w, z[:, None].expand(-1, M, -1)))
+
+
+def build_model(cfg: ModelConfig, **kw):
+    return MultimodalVAE(cfg, **kw)
+
+
+def train_step(model, x, opt_vae, opt_ebm=None):
+    """One training step: VAE update, then (EBM prior) the EBM update on this step's
+    posterior samples against fresh Langevin samples. Returns a dict of floats."""
+    opt_vae.zero_grad(set_to_none=True)
+    loss, stats = model.loss(x)
+    loss.backward()
+    opt_vae.step()
+    out = {"loss": loss.item(), "objective": stats["objective"].item()}
+    if model.has_ebm:
+        opt_ebm.zero_grad(set_to_none=True)
+        ebm_loss, _ = model.ebm_loss(stats["z"])
+        ebm_loss.backward()
+        opt_ebm.step()
+        out["ebm_loss"] = ebm_loss.item()
+    return out
+
+
+def make_optimizers(model, lr=1e-3, amsgrad=True):
+    """Adam for the VAE (lr 1e-3 with amsgrad: MMVAE+ PolyMNIST run), Adam for the EBM with
+    cfg.ebm_lr / cfg.ebm_betas; returns (opt_vae, opt_ebm or None)."""
+    cfg = model.cfg
+    opt_vae = torch.optim.Adam(model.vae_parameters(), lr=lr, amsgrad=amsgrad)
+    opt_ebm = torch.optim.Adam(model.ebm_parameters(), lr=cfg.ebm_lr, betas=cfg.ebm_betas) if model.has_ebm else None
+    return opt_vae, opt_ebm

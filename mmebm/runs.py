@@ -1,0 +1,40 @@
+"""Run folders for the notebooks and `make reproduce`: train, evaluate, or load what is already there.
+
+A finished run is never retrained and an interrupted one resumes, so the figures can be
+regenerated from saved runs alone.
+"""
+
+import json
+from pathlib import Path
+
+from . import classifiers as clf
+from .evaluate import evaluate
+from .experiment import load_config
+from .train import load_checkpoint, load_run, train
+
+
+def ensure_classifiers(polymnist_dir, out_dir, epochs=clf.TrainConfig.epochs, limit=None):
+    """The coherence classifiers in `out_dir`, trained first if missing."""
+    if not (Path(out_dir) / clf.INFO_FILE).is_file():
+        argv = ["--data", str(polymnist_dir), "--out", str(out_dir), "--epochs", str(epochs)]
+        clf.main(argv + (["--limit", str(limit)] if limit else []))
+    return clf.Classifiers.load(out_dir)
+
+
+def ensure_trained(config, profile, run_dir, overrides=()):
+    """Train `config` under `profile` into `run_dir`, resuming (or doing nothing) if a checkpoint is there.
+    Returns (model in eval mode, config)."""
+    cfg = load_config(config, profile, overrides)
+    train(cfg, run_dir, resume=(Path(run_dir) / "checkpoint.pt").is_file())
+    return load_run(run_dir)
+
+
+def ensure_evaluated(run_dir, classifiers_dir, n_joint=10_000, device="auto"):
+    """RUN_DIR/metrics.json, computed if missing, older than the checkpoint, or for another n_joint."""
+    path = Path(run_dir) / "metrics.json"
+    if path.is_file():
+        metrics = json.loads(path.read_text())
+        same_step = metrics.get("step") == load_checkpoint(Path(run_dir) / "checkpoint.pt")["step"]
+        if same_step and metrics.get("n_joint") == n_joint:
+            return metrics
+    return evaluate(run_dir, classifiers_dir, n_joint, device, progress=False)
