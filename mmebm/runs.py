@@ -7,6 +7,8 @@ regenerated from saved runs alone.
 import json
 from pathlib import Path
 
+import torch
+
 from . import classifiers as clf
 from .evaluate import evaluate
 from .experiment import load_config
@@ -17,7 +19,11 @@ def ensure_classifiers(polymnist_dir, out_dir, epochs=clf.TrainConfig.epochs, li
     """The coherence classifiers in `out_dir`, trained first if missing."""
     if not (Path(out_dir) / clf.INFO_FILE).is_file():
         argv = ["--data", str(polymnist_dir), "--out", str(out_dir), "--epochs", str(epochs)]
-        clf.main(argv + (["--limit", str(limit)] if limit else []))
+        threads = torch.get_num_threads()  # the CLI picks its own thread count; keep ours
+        try:
+            clf.main(argv + (["--limit", str(limit)] if limit else []))
+        finally:
+            torch.set_num_threads(threads)
     return clf.Classifiers.load(out_dir)
 
 

@@ -14,20 +14,30 @@ REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
 
 
-def tiny_parameters(name, data_root, tmp):
+# Two optimizer steps of small conv models: the notebooks' code paths, not their results.
+TINY_MODEL = ["model.net=conv", "model.z_dim=8", "model.w_dim=4", "model.langevin_steps=5", "data.limit=256",
+              "data.test_limit=200", "train.batch_size=32", "train.max_steps=2"]
+
+
+def tiny_parameters(name, data_root, polymnist_dir, tmp):
     """Parameters that make each notebook run in seconds; every path is absolute."""
     common = dict(data_root=str(data_root), figures_dir=str(tmp / "figures"))
+    tiny_run = dict(common, runs_dir=str(tmp / "runs"), classifiers_dir=str(tmp / "classifiers"), n_joint=100,
+                    classifier_epochs=1, classifier_limit=2000, device="cpu", overrides=TINY_MODEL)
     return {
         "00_polymnist": dict(common, out_dir=str(tmp / "polymnist"), limit=1000, n_show=4),
+        "01_objectives": dict(common, n_samples=2000, n_iters=150, n_iters_vae=150, batch_size=128),
+        "02_base": dict(tiny_run, polymnist_dir=str(polymnist_dir)),
+        "03_generalized": dict(tiny_run, polymnist_dir=str(polymnist_dir)),
     }[name]
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in NOTEBOOKS.glob("*.py")))
-def test_notebook(name, data_root, tmp_path):
+def test_notebook(name, data_root, polymnist_dir, tmp_path):
     source = tmp_path / f"{name}.src.ipynb"
     jupytext.write(jupytext.read(NOTEBOOKS / f"{name}.py"), source)
     executed = tmp_path / f"{name}.ipynb"
-    papermill.execute_notebook(source, executed, parameters=tiny_parameters(name, data_root, tmp_path),
+    papermill.execute_notebook(source, executed, parameters=tiny_parameters(name, data_root, polymnist_dir, tmp_path),
                                cwd=NOTEBOOKS, kernel_name="python3", progress_bar=False)
     assert list((tmp_path / "figures").glob("*.png")), "the notebook wrote no figure"
     check = subprocess.run(
