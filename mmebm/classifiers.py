@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 INFO_FILE = "classifiers.json"
 TRAIN_HINT = "train them with `python -m mmebm.classifiers --data DATA_DIR --out {out}`"

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 
 class CoherenceModel(Protocol):

@@ -160,12 +160,19 @@ class MultimodalVAE(nn.Module):
     # ------------------------------------------------------------------ generation
 
     @torch.no_grad()
-    def sample(self, n):
+    def sample(self, n, tilted=True):
         """Joint generation: z ~ p(z) (Langevin for the EBM prior), w ~ p0(w); decoder means
-        [n, M, *event]."""
+        [n, M, *event]. tilted=False draws z from the EBM's base p0 instead of p_alpha."""
+        z = self.prior.sample(n) if tilted or not self.has_ebm else self.prior.p0.sample(n)
+        return self.decode_z(z)
+
+    @torch.no_grad()
+    def decode_z(self, z, w=None):
+        """All M modalities decoded from shared latents z [n, Dz] (decoder means [n, M, *event]);
+        w [n, M, Dw] from p0(w) unless given. Decodes e.g. the states of a Langevin chain."""
         M = self.cfg.n_modalities
-        z = self.prior.sample(n)
-        w = self.p0_w.sample((n, M)) if self.w_dim else None
+        if self.w_dim and w is None:
+            w = self.p0_w.sample((len(z), M))
         return self.decode(self._join(w, z[:, None].expand(-1, M, -1)))
 
     @torch.no_grad()

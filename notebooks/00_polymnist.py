@@ -64,7 +64,7 @@ mnist_dir, backgrounds_dir = root / "mnist", root / "polymnist" / "backgrounds"
 # Note on the data at hand: four of the five backgrounds are the original files; modality 1's
 # *The Scream* is a different scan of the same painting (see `shared/data/MANIFEST.md`).
 
-# %% tags=["NBVAL_IGNORE_OUTPUT"]
+# %% tags=["nbval-ignore-output"]
 path = ensure_polymnist(out_dir, mnist_dir, backgrounds_dir, seed=seed, limit=limit, progress=False)
 train, test = PolyMNIST.load(path, "train"), PolyMNIST.load(path, "test")
 print(f"built or found in {path}")

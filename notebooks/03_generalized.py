@@ -56,12 +56,13 @@ figures_dir = "../figures"
 device = "auto"
 seed = 0
 n_joint = 10_000  # prior samples for joint coherence
-overrides = []  # extra key=value config overrides (tests use tiny ones)
+# extra key=value config overrides (the tests use tiny ones)
+overrides = []
 classifier_epochs = 20
 classifier_limit = None
 experiments = ["polymnist_mmvaeplus", "polymnist_mmvaeplus_ebm"]
 
-# %%
+# %% tags=["nbval-ignore-output"]
 import torch
 
 from mmebm import plots
@@ -71,6 +72,12 @@ from mmebm.runs import ensure_classifiers, ensure_evaluated, ensure_trained
 root = resolve_data_root(data_root)
 ensure_polymnist(polymnist_dir, root / "mnist", root / "polymnist" / "backgrounds", progress=False)
 classifiers = ensure_classifiers(polymnist_dir, classifiers_dir, classifier_epochs, classifier_limit)
+
+# %% [markdown]
+# The coherence metrics classify generated digits with one classifier per modality, trained
+# here on PolyMNIST (architecture of the MMVAE+ evaluation code; `python -m mmebm.classifiers`).
+
+# %%
 print("classifier test accuracy per modality:", [round(a, 4) for a in classifiers.test_accuracy])
 
 # %% [markdown]
@@ -79,7 +86,7 @@ print("classifier test accuracy per modality:", [round(a, 4) for a in classifier
 # Each run lives in `runs/<config>-<profile>/` (checkpoint, `metrics.csv`, `config.yaml`). A
 # finished run is loaded, an interrupted one resumes exactly where it stopped.
 
-# %% tags=["NBVAL_IGNORE_OUTPUT"]
+# %% tags=["nbval-ignore-output"]
 run_dirs = {name: f"{runs_dir}/{name}-{profile}" for name in experiments}
 config_overrides = [f"data.root={polymnist_dir}", f"train.seed={seed}", f"train.device={device}", *overrides]
 models = {}

@@ -1,6 +1,6 @@
 """Every notebook runs headless with a tiny parameter set (papermill), then nbval re-runs the
 executed copy and compares its outputs cell by cell (tests/nbval_sanitize.cfg masks what is not
-stable; cells tagged NBVAL_IGNORE_OUTPUT are run but not compared)."""
+stable; cells tagged nbval-ignore-output are run but not compared)."""
 
 import subprocess
 import sys
@@ -39,7 +39,8 @@ def test_notebook(name, data_root, polymnist_dir, tmp_path):
     executed = tmp_path / f"{name}.ipynb"
     papermill.execute_notebook(source, executed, parameters=tiny_parameters(name, data_root, polymnist_dir, tmp_path),
                                cwd=NOTEBOOKS, kernel_name="python3", progress_bar=False)
-    assert list((tmp_path / "figures").glob("*.png")), "the notebook wrote no figure"
+    if name not in ("02_base", "03_generalized"):  # those show their figures; 04_results saves them
+        assert list((tmp_path / "figures").glob("*.png")), "the notebook wrote no figure"
     check = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", "--nbval-current-env",
          "--nbval-sanitize-with", str(REPO / "tests" / "nbval_sanitize.cfg"), str(executed)],
