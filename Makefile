@@ -8,7 +8,7 @@ MMEBM_DATA ?= $(firstword $(wildcard $(abspath ../shared/data)) $(CURDIR)/data/r
 export MMEBM_DATA
 # `paper` with CUDA, `cpu` otherwise; `make reproduce PROFILE=...` overrides.
 PROFILE ?= $(shell [ -x $(PY) ] && $(PY) -c "import torch; print('paper' if torch.cuda.is_available() else 'cpu')" 2>/dev/null || echo cpu)
-NOTEBOOKS := 00_polymnist
+NOTEBOOKS := 00_polymnist 01_objectives 02_base 03_generalized 04_results
 PAPERMILL := $(PY) -m papermill --cwd notebooks --kernel python3 --no-progress-bar
 
 .PHONY: reproduce test venv data clean
@@ -29,7 +29,7 @@ reproduce: venv
 	for nb in $(NOTEBOOKS); do \
 	  echo "== $$nb (profile $(PROFILE))"; \
 	  $(PY) -m jupytext --quiet --to ipynb --output build/$$nb.src.ipynb notebooks/$$nb.py && \
-	  $(PAPERMILL) build/$$nb.src.ipynb build/$$nb.ipynb || exit 1; \
+	  $(PAPERMILL) build/$$nb.src.ipynb build/$$nb.ipynb $$([ $$nb = 00_polymnist ] || echo -p profile $(PROFILE)) || exit 1; \
 	done; \
 	echo "make reproduce (profile $(PROFILE)) took $$(( $$(date +%s) - start )) s; executed notebooks in build/, figures in figures/"
 

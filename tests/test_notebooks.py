@@ -19,11 +19,28 @@ TINY_MODEL = ["model.net=conv", "model.z_dim=8", "model.w_dim=4", "model.langevi
               "data.test_limit=200", "train.batch_size=32", "train.max_steps=2"]
 
 
-def tiny_parameters(name, data_root, polymnist_dir, tmp):
+@pytest.fixture(scope="module")
+def tiny_runs(polymnist_dir, tmp_path_factory):
+    """The four PolyMNIST runs, tiny, trained and evaluated: what 04_results reads."""
+    from mmebm.runs import ensure_classifiers, ensure_evaluated, ensure_trained
+
+    root = tmp_path_factory.mktemp("runs")
+    ensure_classifiers(polymnist_dir, root / "classifiers", epochs=1, limit=2000)
+    for name in ("polymnist_mmvae", "polymnist_mmvae_ebm", "polymnist_mmvaeplus", "polymnist_mmvaeplus_ebm"):
+        run = root / f"{name}-cpu"
+        ensure_trained(name, "cpu", run, [f"data.root={polymnist_dir}", "train.device=cpu", *TINY_MODEL])
+        ensure_evaluated(run, root / "classifiers", n_joint=100, device="cpu")
+    return root
+
+
+def tiny_parameters(name, data_root, polymnist_dir, tmp, request):
     """Parameters that make each notebook run in seconds; every path is absolute."""
     common = dict(data_root=str(data_root), figures_dir=str(tmp / "figures"))
     tiny_run = dict(common, runs_dir=str(tmp / "runs"), classifiers_dir=str(tmp / "classifiers"), n_joint=100,
                     classifier_epochs=1, classifier_limit=2000, device="cpu", overrides=TINY_MODEL)
+    if name == "04_results":  # reads saved runs only: train them first (once per module)
+        return dict(common, runs_dir=str(request.getfixturevalue("tiny_runs")), polymnist_dir=str(polymnist_dir),
+                    n_show=4, chain_show=[0, 2, 5])
     return {
         "00_polymnist": dict(common, out_dir=str(tmp / "polymnist"), limit=1000, n_show=4),
         "01_objectives": dict(common, n_samples=2000, n_iters=150, n_iters_vae=150, batch_size=128),
@@ -33,11 +50,11 @@ def tiny_parameters(name, data_root, polymnist_dir, tmp):
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in NOTEBOOKS.glob("*.py")))
-def test_notebook(name, data_root, polymnist_dir, tmp_path):
+def test_notebook(name, data_root, polymnist_dir, tmp_path, request):
     source = tmp_path / f"{name}.src.ipynb"
     jupytext.write(jupytext.read(NOTEBOOKS / f"{name}.py"), source)
     executed = tmp_path / f"{name}.ipynb"
-    papermill.execute_notebook(source, executed, parameters=tiny_parameters(name, data_root, polymnist_dir, tmp_path),
+    papermill.execute_notebook(source, executed, parameters=tiny_parameters(name, data_root, polymnist_dir, tmp_path, request),
                                cwd=NOTEBOOKS, kernel_name="python3", progress_bar=False)
     if name not in ("02_base", "03_generalized"):  # those show their figures; 04_results saves them
         assert list((tmp_path / "figures").glob("*.png")), "the notebook wrote no figure"
