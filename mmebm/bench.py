@@ -6,7 +6,9 @@
 A step is: VAE forward + backward + optimizer step, and for the EBM prior the Langevin
 sampling of the negatives + EBM forward + backward + optimizer step. FLOPs (matmuls and
 convolutions, forward and backward, Langevin included; optimizer updates not) come from
-torch's FlopCounterMode on one step at a small batch, scaled per sample.
+torch's FlopCounterMode on one step at a small batch, scaled per sample. On CPU the
+benchmark first stops glibc malloc from returning large blocks to the OS (see
+keep_freed_memory; --default-malloc to skip): without it the batched path pays page faults.
 """
 
 import argparse

@@ -1,7 +1,7 @@
 """Model configuration.
 
-Defaults are the PolyMNIST generalized version (MMVAE+ with the EBM prior swapped in
-by `prior="ebm"`). Values the poster gives are marked (poster); the rest come from the
+Defaults are the MMVAE+ PolyMNIST baseline; `prior="ebm"` makes it the paper's generalized
+version (see `preset`). Values the poster gives are marked (poster); the rest come from the
 public code of the models the paper builds on, named in each comment (see SPEC.md).
 """
 
