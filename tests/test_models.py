@@ -172,7 +172,9 @@ def test_batched_equals_loop(name, net, channels_last):
         if gl[k] is None:
             assert gb[k] is None, k
             continue
-        assert _max_rel(gb[k], gl[k]) < 1e-3, k  # float32 sums over many pixels; a wrong slice gives O(1)
+        # float32 sums over many pixels, and the Laplace likelihood's gradient sign(x - mean) flips
+        # where a pixel sits within rounding of its mean: up to a few 1e-3 seen; a wrong slice gives O(1)
+        assert _max_rel(gb[k], gl[k]) < 1e-2, k
 
 
 def test_same_seed_same_numbers():
