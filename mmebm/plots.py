@@ -68,3 +68,27 @@ def side_by_side(panels, col_labels=None, cell=0.45, suptitle=None):
         fig.suptitle(suptitle)
     fig.tight_layout()
     return fig
+
+
+def joint_figure(models, n=8, seed=0):
+    """Joint generations of several models side by side: `models` maps a title to a model;
+    rows are draws from the model's prior, columns modalities. Same seed for every model."""
+    panels = {}
+    for title, model in models.items():
+        torch.manual_seed(seed)
+        panels[title] = model.sample(n).cpu()
+    return side_by_side(panels, col_labels=_modalities(panels))
+
+
+def cross_figure(models, x, src=0, seed=0):
+    """Test tuples x [n, M, 3, H, W], then each model's generation of all modalities from
+    modality `src` alone."""
+    panels = {"test tuples": x.cpu()}
+    for title, model in models.items():
+        torch.manual_seed(seed)
+        panels[title] = model.cross_generate(x, src).cpu()
+    return side_by_side(panels, col_labels=_modalities(panels))
+
+
+def _modalities(panels):
+    return [f"m{m}" for m in range(next(iter(panels.values())).shape[1])]

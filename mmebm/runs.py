@@ -44,3 +44,12 @@ def ensure_evaluated(run_dir, classifiers_dir, n_joint=10_000, device="auto"):
         if same_step and metrics.get("n_joint") == n_joint:
             return metrics
     return evaluate(run_dir, classifiers_dir, n_joint, device, progress=False)
+
+
+def coherence_table(metrics):
+    """A plain-text table of joint / cross coherence (and joint with z ~ p0) per run."""
+    lines = [f"{'model':<26}{'joint':>8}{'cross':>8}{'joint, z~p0':>13}"]
+    for name, m in metrics.items():
+        p0 = f"{m['joint_coherence_p0']:.3f}" if "joint_coherence_p0" in m else "-"
+        lines.append(f"{name:<26}{m['joint_coherence']:>8.3f}{m['cross_coherence']:>8.3f}{p0:>13}")
+    return "\n".join(lines)

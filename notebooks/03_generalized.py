@@ -67,7 +67,7 @@ import torch
 
 from mmebm import plots
 from mmebm.data import PolyMNIST, data_root as resolve_data_root, ensure_polymnist
-from mmebm.runs import ensure_classifiers, ensure_evaluated, ensure_trained
+from mmebm.runs import coherence_table, ensure_classifiers, ensure_evaluated, ensure_trained
 
 root = resolve_data_root(data_root)
 ensure_polymnist(polymnist_dir, root / "mnist", root / "polymnist" / "backgrounds", progress=False)
@@ -104,10 +104,7 @@ for name, run_dir in run_dirs.items():
 
 # %%
 metrics = {name: ensure_evaluated(run_dir, classifiers_dir, n_joint, device) for name, run_dir in run_dirs.items()}
-print(f"{'model':<26}{'joint':>8}{'cross':>8}{'joint, z~p0':>13}")
-for name, m in metrics.items():
-    p0 = f"{m['joint_coherence_p0']:.3f}" if "joint_coherence_p0" in m else "-"
-    print(f"{name:<26}{m['joint_coherence']:>8.3f}{m['cross_coherence']:>8.3f}{p0:>13}")
+print(coherence_table(metrics))
 
 # %% [markdown]
 # ## Joint generation
@@ -116,9 +113,7 @@ for name, m in metrics.items():
 # coherent model writes the same digit across a row.
 
 # %%
-torch.manual_seed(seed)
-panels = {name: models[name].sample(8).cpu() for name in experiments}
-fig = plots.side_by_side(panels, col_labels=[f"m{m}" for m in range(5)])
+fig = plots.joint_figure(models, n=8, seed=seed)
 
 # %% [markdown]
 # ## Cross generation
@@ -129,8 +124,5 @@ fig = plots.side_by_side(panels, col_labels=[f"m{m}" for m in range(5)])
 # %%
 test = PolyMNIST.load(polymnist_dir, "test")
 x, y = test[torch.arange(0, len(test), len(test) // 8)[:8]]
-torch.manual_seed(seed)
-panels = {"test tuples": x}
-panels.update({name: models[name].cross_generate(x, 0).cpu() for name in experiments})
-fig = plots.side_by_side(panels, col_labels=[f"m{m}" for m in range(5)])
+fig = plots.cross_figure(models, x, src=0, seed=seed)
 print("digits:", y.tolist())

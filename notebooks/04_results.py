@@ -125,9 +125,7 @@ models = {name: load_run(run)[0] for name, run in runs.items()}
 modality_labels = [f"m{m}" for m in range(5)]
 for version, (base, ebm) in {"base": ("polymnist_mmvae", "polymnist_mmvae_ebm"),
                              "generalized": ("polymnist_mmvaeplus", "polymnist_mmvaeplus_ebm")}.items():
-    torch.manual_seed(seed)
-    panels = {PAPER[base][0]: models[base].sample(n_show), PAPER[ebm][0]: models[ebm].sample(n_show)}
-    fig = plots.side_by_side(panels, col_labels=modality_labels)
+    fig = plots.joint_figure({PAPER[base][0]: models[base], PAPER[ebm][0]: models[ebm]}, n_show, seed)
     plots.save(fig, f"{figures_dir}/joint_{version}.png")
 
 # %% [markdown]
@@ -141,9 +139,7 @@ test = PolyMNIST.load(polymnist_dir, "test")
 x, y = test[torch.arange(0, len(test), len(test) // n_show)[:n_show]]
 for version, names in {"base": ("polymnist_mmvae", "polymnist_mmvae_ebm"),
                        "generalized": ("polymnist_mmvaeplus", "polymnist_mmvaeplus_ebm")}.items():
-    torch.manual_seed(seed)
-    panels = {"test tuples": x, **{PAPER[n][0]: models[n].cross_generate(x, 0) for n in names}}
-    fig = plots.side_by_side(panels, col_labels=modality_labels)
+    fig = plots.cross_figure({PAPER[n][0]: models[n] for n in names}, x, src=0, seed=seed)
     plots.save(fig, f"{figures_dir}/cross_{version}.png")
 
 # %% [markdown]
