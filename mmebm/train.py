@@ -141,8 +141,9 @@ def train(cfg, out_dir, resume=False):
         for t in model.state_dict().values():
             dist.broadcast(t, 0)
         torch.manual_seed(tc.seed + rank)
-    opt_vae = torch.optim.Adam(model.vae_parameters(), lr=tc.lr, amsgrad=tc.amsgrad)
-    opt_ebm = (torch.optim.Adam(model.ebm_parameters(), lr=cfg.model.ebm_lr, betas=tuple(cfg.model.ebm_betas))
+    vae_params, ebm_params = model.vae_parameters(), model.ebm_parameters()
+    opt_vae = torch.optim.Adam(vae_params, lr=tc.lr, amsgrad=tc.amsgrad)
+    opt_ebm = (torch.optim.Adam(ebm_params, lr=cfg.model.ebm_lr, betas=tuple(cfg.model.ebm_betas))
                if model.has_ebm else None)
     step = 0
     if resume:
@@ -209,14 +210,14 @@ def train(cfg, out_dir, resume=False):
                                 f"checkpoint is {last}. Lower train.lr or check the data.")
         opt_vae.zero_grad(set_to_none=True)
         loss.backward()
-        average_gradients(model.vae_parameters(), world)
+        average_gradients(vae_params, world)
         opt_vae.step()
         values = {"loss": loss.item(), "objective": stats["objective"].item()}
         if opt_ebm is not None:
             ebm_loss, _ = model.ebm_loss(stats["z"].float())
             opt_ebm.zero_grad(set_to_none=True)
             ebm_loss.backward()
-            average_gradients(model.ebm_parameters(), world)
+            average_gradients(ebm_params, world)
             opt_ebm.step()
             values["ebm_loss"] = ebm_loss.item()
         step += 1
