@@ -22,6 +22,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from .coherence import evaluating
+
 INFO_FILE = "classifiers.json"
 TRAIN_HINT = "train them with `python -m mmebm.classifiers --data DATA_DIR --out {out}`"
 
@@ -127,14 +129,12 @@ class TrainConfig:
 @torch.no_grad()
 def accuracy(classifiers, data, batch_size=1000):
     """Per-modality accuracy [M] on a PolyMNIST dataset, in eval mode (mode restored after)."""
-    was_training = classifiers.training
-    classifiers.eval()
     device = next(classifiers.parameters()).device
     correct = torch.zeros(classifiers.n_modalities, dtype=torch.long)
-    for x, y in data.batches(batch_size, shuffle=False):
-        pred = classifiers.predict(x.to(device))
-        correct += (pred == y.to(device)[:, None]).sum(0).cpu()
-    classifiers.train(was_training)
+    with evaluating(classifiers):
+        for x, y in data.batches(batch_size, shuffle=False):
+            pred = classifiers.predict(x.to(device))
+            correct += (pred == y.to(device)[:, None]).sum(0).cpu()
     return (correct.double() / len(data)).tolist()
 
 

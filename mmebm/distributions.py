@@ -14,33 +14,36 @@ LOG_2 = math.log(2.0)
 LOG_2PI = math.log(2.0 * math.pi)
 
 
-class Normal:
-    """Diagonal Gaussian; log_prob sums over the last `event_dims` dimensions."""
+class _LocScale:
+    """A diagonal location-scale family; log_prob sums over the last `event_dims` dimensions."""
 
     def __init__(self, loc, scale, event_dims=1):
         self.loc, self.scale, self.event_dims = loc, scale, event_dims
+
+    def detach(self):
+        return type(self)(self.loc.detach(), self.scale.detach(), self.event_dims)
+
+    @property
+    def mean(self):
+        return self.loc
+
+    def _draw(self, shape, sampler):
+        return sampler(tuple(shape) + self.loc.shape, dtype=self.loc.dtype, device=self.loc.device)
+
+
+class Normal(_LocScale):
+    """Diagonal Gaussian."""
 
     def log_prob(self, x):
         lp = -0.5 * ((x - self.loc) / self.scale) ** 2 - self.scale.log() - 0.5 * LOG_2PI
         return _sum_event(lp, self.event_dims)
 
     def rsample(self, shape=()):
-        eps = torch.randn(tuple(shape) + self.loc.shape, dtype=self.loc.dtype, device=self.loc.device)
-        return self.loc + self.scale * eps
-
-    def detach(self):
-        return Normal(self.loc.detach(), self.scale.detach(), self.event_dims)
-
-    @property
-    def mean(self):
-        return self.loc
+        return self.loc + self.scale * self._draw(shape, torch.randn)
 
 
-class Laplace:
-    """Diagonal Laplace; log_prob sums over the last `event_dims` dimensions."""
-
-    def __init__(self, loc, scale, event_dims=1):
-        self.loc, self.scale, self.event_dims = loc, scale, event_dims
+class Laplace(_LocScale):
+    """Diagonal Laplace."""
 
     def log_prob(self, x):
         lp = -(x - self.loc).abs() / self.scale - self.scale.log() - LOG_2
@@ -49,16 +52,9 @@ class Laplace:
     def rsample(self, shape=()):
         # inverse CDF: u in (-1, 1), x = loc - scale * sign(u) * log(1 - |u|);
         # keep |u| < 1 so the log stays finite
-        u = torch.rand(tuple(shape) + self.loc.shape, dtype=self.loc.dtype, device=self.loc.device)
-        u = (2 * u - 1).clamp(-1 + torch.finfo(u.dtype).eps, 1 - torch.finfo(u.dtype).eps)
+        u = 2 * self._draw(shape, torch.rand) - 1
+        u = u.clamp(-1 + torch.finfo(u.dtype).eps, 1 - torch.finfo(u.dtype).eps)
         return self.loc - self.scale * u.sign() * torch.log1p(-u.abs())
-
-    def detach(self):
-        return Laplace(self.loc.detach(), self.scale.detach(), self.event_dims)
-
-    @property
-    def mean(self):
-        return self.loc
 
 
 class OneHotCategorical:

@@ -204,18 +204,28 @@ def build_model(cfg: ModelConfig, **kw):
     return MultimodalVAE(cfg, **kw)
 
 
-def train_step(model, x, opt_vae, opt_ebm=None):
+def train_step(model, x, opt_vae, opt_ebm=None, loss_fn=None, reduce_grads=None):
     """One training step: VAE update, then (EBM prior) the EBM update on this step's
-    posterior samples against fresh Langevin samples. Returns a dict of floats."""
+    posterior samples against fresh Langevin samples. Returns a dict of floats.
+
+    loss_fn replaces model.loss (e.g. compiled or under autocast); reduce_grads(params), if
+    given, runs between each backward and optimizer step (the gradient all-reduce of data
+    parallel training). A non-finite VAE loss raises FloatingPointError before any update."""
+    loss, stats = (loss_fn or model.loss)(x)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"non-finite VAE loss {loss.item()}")
     opt_vae.zero_grad(set_to_none=True)
-    loss, stats = model.loss(x)
     loss.backward()
+    if reduce_grads is not None:
+        reduce_grads(opt_vae.param_groups[0]["params"])
     opt_vae.step()
     out = {"loss": loss.item(), "objective": stats["objective"].item()}
     if model.has_ebm:
+        ebm_loss, _ = model.ebm_loss(stats["z"].float())  # float: the VAE may run under bf16 autocast
         opt_ebm.zero_grad(set_to_none=True)
-        ebm_loss, _ = model.ebm_loss(stats["z"])
         ebm_loss.backward()
+        if reduce_grads is not None:
+            reduce_grads(opt_ebm.param_groups[0]["params"])
         opt_ebm.step()
         out["ebm_loss"] = ebm_loss.item()
     return out

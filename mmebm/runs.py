@@ -35,6 +35,17 @@ def ensure_trained(config, profile, run_dir, overrides=()):
     return load_run(run_dir)
 
 
+def run_dir(runs_dir, config, profile):
+    """Where `config` trained under `profile` lives: RUNS_DIR/<config>-<profile>."""
+    return Path(runs_dir) / f"{config}-{profile}"
+
+
+def ensure_experiments(configs, profile, runs_dir, overrides=()):
+    """`ensure_trained` for each config; returns ({config: model}, {config: run folder})."""
+    dirs = {name: run_dir(runs_dir, name, profile) for name in configs}
+    return {name: ensure_trained(name, profile, d, overrides)[0] for name, d in dirs.items()}, dirs
+
+
 def ensure_evaluated(run_dir, classifiers_dir, n_joint=10_000, device="auto"):
     """RUN_DIR/metrics.json, computed if missing, older than the checkpoint, or for another n_joint."""
     path = Path(run_dir) / "metrics.json"

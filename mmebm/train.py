@@ -15,12 +15,13 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+import yaml
 from tqdm import tqdm
 
 from .bench import keep_freed_memory
 from .data import PolyMNIST
 from .experiment import ConfigError, from_dict, load_config, to_dict
-from .models import build_model
+from .models import build_model, make_optimizers, train_step
 
 
 class NonFiniteLoss(RuntimeError):
@@ -141,10 +142,7 @@ def train(cfg, out_dir, resume=False):
         for t in model.state_dict().values():
             dist.broadcast(t, 0)
         torch.manual_seed(tc.seed + rank)
-    vae_params, ebm_params = model.vae_parameters(), model.ebm_parameters()
-    opt_vae = torch.optim.Adam(vae_params, lr=tc.lr, amsgrad=tc.amsgrad)
-    opt_ebm = (torch.optim.Adam(ebm_params, lr=cfg.model.ebm_lr, betas=tuple(cfg.model.ebm_betas))
-               if model.has_ebm else None)
+    opt_vae, opt_ebm = make_optimizers(model, tc.lr, tc.amsgrad)
     step = 0
     if resume:
         if not ckpt_path.is_file():
@@ -166,8 +164,13 @@ def train(cfg, out_dir, resume=False):
     if per_epoch == 0:
         raise ConfigError(f"data.limit={cfg.data.limit} leaves fewer tuples than one batch of {tc.batch_size}")
     total = per_epoch * tc.epochs if tc.max_steps is None else min(tc.max_steps, per_epoch * tc.epochs)
-    amp = (torch.autocast("cuda", dtype=torch.bfloat16) if tc.bf16 and device.type == "cuda" else nullcontext())
-    vae_loss = torch.compile(model.loss) if tc.compile and device.type == "cuda" else model.loss
+    compiled = torch.compile(model.loss) if tc.compile and device.type == "cuda" else model.loss
+
+    def vae_loss(x):
+        with torch.autocast("cuda", dtype=torch.bfloat16) if tc.bf16 and device.type == "cuda" else nullcontext():
+            return compiled(x)
+
+    reduce_grads = (lambda params: average_gradients(params, world)) if world > 1 else None
 
     def checkpoint():
         gather = [torch.get_rng_state()]
@@ -187,7 +190,7 @@ def train(cfg, out_dir, resume=False):
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
         log = MetricsLog(out_dir / "metrics.csv", step if resume else None)
-        (out_dir / "config.yaml").write_text(__import__("yaml").safe_dump(to_dict(cfg), sort_keys=False))
+        (out_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
         board = None
         if tc.tensorboard:
             from torch.utils.tensorboard import SummaryWriter  # needs `pip install tensorboard`
@@ -202,24 +205,12 @@ def train(cfg, out_dir, resume=False):
             order, order_epoch = torch.randperm(len(data), generator=epoch_generator(tc.seed, epoch)), epoch
         idx = order[b * tc.batch_size:(b + 1) * tc.batch_size][rank::world]
         x, _ = data[idx.to(device)]
-        with amp:
-            loss, stats = vae_loss(x)
-        if not torch.isfinite(loss):
+        try:
+            values = train_step(model, x, opt_vae, opt_ebm, vae_loss, reduce_grads)
+        except FloatingPointError as e:
             last = f"{ckpt_path} (step {load_checkpoint(ckpt_path)['step']})" if ckpt_path.is_file() else "none yet"
-            raise NonFiniteLoss(f"non-finite VAE loss {loss.item()} at step {step + 1}; the last good "
-                                f"checkpoint is {last}. Lower train.lr or check the data.")
-        opt_vae.zero_grad(set_to_none=True)
-        loss.backward()
-        average_gradients(vae_params, world)
-        opt_vae.step()
-        values = {"loss": loss.item(), "objective": stats["objective"].item()}
-        if opt_ebm is not None:
-            ebm_loss, _ = model.ebm_loss(stats["z"].float())
-            opt_ebm.zero_grad(set_to_none=True)
-            ebm_loss.backward()
-            average_gradients(ebm_params, world)
-            opt_ebm.step()
-            values["ebm_loss"] = ebm_loss.item()
+            raise NonFiniteLoss(f"{e} at step {step + 1}; the last good checkpoint is {last}. "
+                                "Lower train.lr or check the data.") from e
         step += 1
         if main:
             bar.update(1)

@@ -67,7 +67,7 @@ import torch
 
 from mmebm import plots
 from mmebm.data import PolyMNIST, data_root as resolve_data_root, ensure_polymnist
-from mmebm.runs import coherence_table, ensure_classifiers, ensure_evaluated, ensure_trained
+from mmebm.runs import coherence_table, ensure_classifiers, ensure_evaluated, ensure_experiments
 
 root = resolve_data_root(data_root)
 ensure_polymnist(polymnist_dir, root / "mnist", root / "polymnist" / "backgrounds", progress=False)
@@ -87,11 +87,8 @@ print("classifier test accuracy per modality:", [round(a, 4) for a in classifier
 # finished run is loaded, an interrupted one resumes exactly where it stopped.
 
 # %% tags=["nbval-ignore-output"]
-run_dirs = {name: f"{runs_dir}/{name}-{profile}" for name in experiments}
 config_overrides = [f"data.root={polymnist_dir}", f"train.seed={seed}", f"train.device={device}", *overrides]
-models = {}
-for name, run_dir in run_dirs.items():
-    models[name], _ = ensure_trained(name, profile, run_dir, config_overrides)
+models, run_dirs = ensure_experiments(experiments, profile, runs_dir, config_overrides)
 
 # %% [markdown]
 # ## Coherence

@@ -45,6 +45,7 @@ import torch
 
 from mmebm import plots
 from mmebm.data import PolyMNIST
+from mmebm.runs import run_dir
 from mmebm.train import load_run
 
 # The poster's PolyMNIST numbers (SPEC.md section 6).
@@ -54,7 +55,7 @@ PAPER = {
     "polymnist_mmvaeplus": ("MMVAE+", 0.344, 0.869),
     "polymnist_mmvaeplus_ebm": ("Ours, generalized (MMVAE+ + EBM prior)", 0.878, 0.897),
 }
-runs = {name: Path(runs_dir) / f"{name}-{profile}" for name in PAPER}
+runs = {name: run_dir(runs_dir, name, profile) for name in PAPER}
 missing = [str(d) for d in runs.values() if not (d / "metrics.json").is_file()]
 if missing:
     raise FileNotFoundError(f"no evaluated runs at {missing}: run 02_base and 03_generalized "
