@@ -13,17 +13,22 @@ class ModelConfig:
     # --- model
     model: str = "mmvaeplus"      # mmvae (base version) | mmvaeplus (generalized version) (poster)
     prior: str = "laplace"        # p(z): gaussian | laplace (the baselines) | ebm (the paper)
-    n_modalities: int = 5         # PolyMNIST (poster)
+    dataset: str = "polymnist"    # polymnist (M=5 images) | cub (image, caption) | cub_captions (caption only)
+    n_modalities: int = 5         # PolyMNIST (poster); must be 2 for cub, 1 for cub_captions
+    vocab_size: int = 0           # CUB caption vocabulary; 0: taken from the data when training starts
     z_dim: int = 32               # shared z; MMVAE+ PolyMNIST run (srl-ethz/mmvaeplus)
     w_dim: int = 32               # modality-specific w, mmvaeplus only; MMVAE+ PolyMNIST run
-    net: str = "resnet"           # resnet (MMVAE+ nets) | conv (lighter MoPoE nets, thomassutter/MoPoE);
-                                  # which the paper used for the base version is not known
+    net: str = "resnet"           # PolyMNIST networks: resnet (MMVAE+ nets) | conv (lighter MoPoE nets,
+                                  # thomassutter/MoPoE); which the paper used for the base version is not
+                                  # known. CUB has its own (mmebm/cub_nets.py)
 
     # --- posteriors, w prior, likelihood
     posterior: str = "laplace"    # family of q(z|x_m), q(w|x_m), p0(w) and the auxiliary w prior; MMVAE+
     scale_eps: float = 1e-6       # added to posterior scales (Constants.eta in MMVAE / MMVAE+ code)
     likelihood: str = "laplace"   # p(x|z, w): laplace | normal; MMVAE+ PolyMNIST (poster's model writes N(G(z), I))
-    lik_scale: float = 0.75       # fixed likelihood scale; MMVAE+ PolyMNIST decoder
+    lik_scale: float = 0.75       # fixed scale of the image likelihood; MMVAE+ PolyMNIST decoder (CUB: 0.01)
+    image_lik_weight: float = 1.0  # log p(image) is multiplied by this; MMVAE+ CUB: 32 / (3*64*64)
+    text_lik_weight: float = 1.0   # log p(caption) (one-hot categorical) is multiplied by this; MMVAE+ CUB: 5
 
     # --- objective
     beta: float = 2.5             # weight of the regularizer; MMVAE+ PolyMNIST run
@@ -43,6 +48,19 @@ class ModelConfig:
     # --- implementation (no effect on the numbers beyond float rounding)
     batched: bool = True          # all modality networks as one grouped computation; False: per-modality loop
     channels_last: bool = True    # memory format of the grouped convs (faster with oneDNN on CPU)
+
+    def __post_init__(self):
+        need = {"cub": 2, "cub_captions": 1}.get(self.dataset)
+        if self.dataset not in ("polymnist", "cub", "cub_captions"):
+            raise ValueError(f"model.dataset must be polymnist, cub or cub_captions, got {self.dataset!r}")
+        if need is not None and self.n_modalities != need:
+            raise ValueError(f"model.dataset={self.dataset} has {need} modalities; set model.n_modalities={need}")
+
+    @property
+    def modalities(self):
+        """The kind of each modality, in order: "image28" (PolyMNIST), "image64" or "text" (CUB)."""
+        return {"polymnist": ["image28"] * self.n_modalities, "cub": ["image64", "text"],
+                "cub_captions": ["text"]}[self.dataset]
 
     @property
     def has_w(self):

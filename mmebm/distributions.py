@@ -65,7 +65,12 @@ class OneHotCategorical:
         self.logits, self.event_dims = logits, event_dims
 
     def log_prob(self, x):
-        lp = (x * F.log_softmax(self.logits, dim=-1)).sum(-1)
+        """x one-hot [..., V], or the class ids [...] (integer dtype; no one-hot tensor is built)."""
+        log_p = F.log_softmax(self.logits, dim=-1)
+        if x.dtype.is_floating_point:
+            lp = (x * log_p).sum(-1)
+        else:
+            lp = log_p.gather(-1, x.expand(log_p.shape[:-1]).unsqueeze(-1)).squeeze(-1)
         return _sum_event(lp, self.event_dims)
 
     @property

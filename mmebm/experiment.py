@@ -19,9 +19,11 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 @dataclass
 class DataConfig:
-    root: str = "data/polymnist"  # built PolyMNIST (python -m mmebm.data polymnist --out ROOT)
-    limit: int | None = None  # train on this many evenly spaced tuples (None: all 60,000)
-    test_limit: int | None = None  # evaluate on this many test tuples (None: all 10,000)
+    root: str = "data/polymnist"  # built PolyMNIST (python -m mmebm.data polymnist --out ROOT); for CUB the
+                                  # folder holding cub/ ("" : $MMEBM_DATA, else data/raw)
+    cache_dir: str = "data/cub"  # CUB: processed captions and image arrays are cached here
+    limit: int | None = None  # train on this many evenly spaced tuples / captions (None: all)
+    test_limit: int | None = None  # evaluate on this many test tuples (None: all)
 
 
 @dataclass
@@ -66,16 +68,27 @@ def _config_file(name_or_path, folder=CONFIG_DIR):
     return p
 
 
+def _load_experiment(name_or_path):
+    """An experiment YAML; a top-level `base: OTHER` key starts it from config OTHER."""
+    experiment = OmegaConf.load(_config_file(name_or_path))
+    base = experiment.pop("base", None)
+    return OmegaConf.merge(_load_experiment(base), experiment) if base else experiment
+
+
 def load_config(name_or_path, profile=None, overrides=()):
-    """Experiment YAML, then the profile (configs/profiles/PROFILE.yaml), then `key=value` overrides."""
+    """Experiment YAML (and its `base`), then the profile (configs/profiles/PROFILE.yaml), then the experiment's own
+    adjustments to that profile (its `profiles: {PROFILE: ...}` section), then `key=value` overrides."""
     layers = [OmegaConf.structured(ExperimentConfig)]
     try:
-        layers.append(OmegaConf.load(_config_file(name_or_path)))
+        experiment = _load_experiment(name_or_path)
+        own_profiles = experiment.pop("profiles", None) or {}
+        layers.append(experiment)
         if profile is not None:
             layers.append(OmegaConf.load(_config_file(profile, CONFIG_DIR / "profiles")))
+            layers.append(own_profiles.get(profile, {}))
         layers.append(OmegaConf.from_dotlist(list(overrides)))
         return OmegaConf.to_object(OmegaConf.merge(*layers))
-    except OmegaConfBaseException as e:
+    except (OmegaConfBaseException, ValueError) as e:
         raise ConfigError(f"bad config ({name_or_path}, profile {profile}, overrides {list(overrides)}): {e}") from e
 
 

@@ -1,9 +1,11 @@
 """MMVAE and MMVAE+ with a Gaussian / Laplace / EBM prior on the shared z: one class.
 
-Shapes: x [B, M, *event]; posterior samples are indexed [K, B, R, dim] where R is the
+Shapes: x [B, M, *event] (PolyMNIST: the M modalities share a shape) or a tuple of M tensors
+[B, *event_m] (CUB: image [B, 3, 64, 64] and caption ids [B, 32]); posterior samples are indexed [K, B, R, dim] where R is the
 expert (the modality r whose posterior q(z|x_r) drew the sample); decoder inputs
 [K, B, R, M, dim] and outputs [K, B, R, M, *event] hold, for expert r and target d,
-the reconstruction of x_d from expert r's z (self-reconstruction when d == r).
+the reconstruction of x_d from expert r's z (self-reconstruction when d == r); for a tuple x,
+decoder outputs are tuples of M tensors [..., *event_m] in the same index order.
 """
 
 from collections import namedtuple
@@ -12,11 +14,28 @@ import torch
 import torch.nn as nn
 
 from .config import ModelConfig
-from .distributions import family, likelihood, log_mean_exp, posterior_scale
+from .cub_nets import ModalityDecoders, ModalityEncoders
+from .distributions import OneHotCategorical, family, likelihood, log_mean_exp, posterior_scale
 from .ebm import EBMPrior, UnitPrior, build_prior
 from .nets import Decoder, Encoder
 
 Posterior = namedtuple("Posterior", "z w")  # unimodal posteriors, batch shape [B, M]; w None for MMVAE
+
+
+def _first(x):
+    """The first modality's tensor (batch size, device) of a stacked or tuple x."""
+    return x[0] if isinstance(x, (tuple, list)) else x
+
+
+def _part(x, m):
+    """Modality m of a stacked or tuple x."""
+    return x[m] if isinstance(x, (tuple, list)) else x[:, m]
+
+
+def _float_dtype(x):
+    """The model's compute dtype: the data's, unless the first modality holds word ids."""
+    t = _first(x)
+    return t.dtype if t.dtype.is_floating_point else torch.get_default_dtype()
 
 
 def log_q_mix(q, z):
@@ -29,8 +48,8 @@ def log_q_mix(q, z):
 class MultimodalVAE(nn.Module):
     """MMVAE (cfg.model="mmvae") or MMVAE+ ("mmvaeplus"); the prior on z is cfg.prior.
 
-    encoder / decoder default to the PolyMNIST networks of cfg.net; any modules with the
-    nets.Encoder / nets.Decoder call signatures fit (tests plug in linear ones).
+    encoder / decoder default to the networks of cfg.dataset (PolyMNIST: cfg.net); any modules
+    with the nets.Encoder / nets.Decoder call signatures fit (tests plug in linear ones).
     """
 
     def __init__(self, cfg: ModelConfig, encoder=None, decoder=None):
@@ -38,8 +57,15 @@ class MultimodalVAE(nn.Module):
         self.cfg = cfg
         M = cfg.n_modalities
         self.w_dim = cfg.w_dim if cfg.has_w else 0
-        self.enc = encoder if encoder is not None else Encoder(M, cfg.z_dim, self.w_dim, cfg.net, cfg.channels_last)
-        self.dec = decoder if decoder is not None else Decoder(M, self.w_dim + cfg.z_dim, cfg.net, cfg.channels_last)
+        in_dim = self.w_dim + cfg.z_dim
+        if cfg.dataset == "polymnist":  # one architecture for all modalities: stacked, batched
+            enc = lambda: Encoder(M, cfg.z_dim, self.w_dim, cfg.net, cfg.channels_last)  # noqa: E731
+            dec = lambda: Decoder(M, in_dim, cfg.net, cfg.channels_last)  # noqa: E731
+        else:  # CUB: one network per modality
+            enc = lambda: ModalityEncoders(cfg.modalities, cfg.z_dim, self.w_dim, cfg.vocab_size)  # noqa: E731
+            dec = lambda: ModalityDecoders(cfg.modalities, in_dim, cfg.vocab_size)  # noqa: E731
+        self.enc = encoder if encoder is not None else enc()
+        self.dec = decoder if decoder is not None else dec()
         self.prior = build_prior(cfg)  # p(z); EBM parameters live in prior.f_alpha
         if self.w_dim:
             self.p0_w = UnitPrior(self.w_dim, cfg.posterior)  # p0(w): the unit prior (training and test)
@@ -70,26 +96,57 @@ class MultimodalVAE(nn.Module):
         if self.cfg.batched:
             z_loc, z_raw, w_loc, w_raw = self.enc(x)
         else:  # the reference: one encoder call per modality
-            outs = [self.enc(x[:, m], g=m) for m in range(x.shape[1])]
+            outs = [self.enc(_part(x, m), g=m) for m in range(self.cfg.n_modalities)]
             z_loc, z_raw, w_loc, w_raw = [None if o[0] is None else torch.stack(o, 1) for o in zip(*outs)]
-        qw = self._dist(w_loc.to(x.dtype), w_raw.to(x.dtype)) if self.w_dim else None
-        return Posterior(self._dist(z_loc.to(x.dtype), z_raw.to(x.dtype)), qw)  # fp32 under autocast
+        dt = _float_dtype(x)  # fp32 under autocast
+        qw = self._dist(w_loc.to(dt), w_raw.to(dt)) if self.w_dim else None
+        return Posterior(self._dist(z_loc.to(dt), z_raw.to(dt)), qw)
+
+    @property
+    def stacked(self):
+        """True when the modalities share one shape and outputs are stacked [..., M, *event]."""
+        return self.cfg.dataset == "polymnist"
 
     def decode(self, u):
-        """u [N, M, dim] -> decoder outputs [N, M, *event], decoder d reading u[:, d]."""
+        """u [N, M, dim] -> decoder outputs [N, M, *event] (a tuple of [N, *event_m] for CUB),
+        decoder d reading u[:, d]."""
         if self.cfg.batched:
             return self.dec(u)
-        return torch.stack([self.dec(u[:, d], g=d) for d in range(u.shape[1])], 1)
+        outs = [self.dec(u[:, d], g=d) for d in range(u.shape[1])]
+        return torch.stack(outs, 1) if self.stacked else tuple(outs)
 
     def _decode_experts(self, u):
         """u [K, B, R, M, dim] -> [K, B, R, M, *event]. Batched: one call; loop: R*M calls
         of K*B samples each, the structure of the reference implementations."""
         K, B, R, M, D = u.shape
+        if not self.stacked:  # one network per modality: batched over experts, looped over modalities
+            outs = self.dec(u.reshape(-1, M, D))
+            return tuple(o.view(K, B, R, *o.shape[1:]) for o in outs)
         if self.cfg.batched:
             out = self.dec(u.reshape(-1, M, D))
             return out.view(K, B, R, M, *out.shape[2:])
         outs = [self.decode(u[:, :, r].reshape(-1, M, D)) for r in range(R)]
         return torch.stack([o.view(K, B, M, *o.shape[2:]) for o in outs], 2)
+
+    def log_lik(self, x_hat, x):
+        """sum_d weight_d * log p(x_d | decoder output) -> [K, B, R], for decoder outputs x_hat
+        [K, B, R, M, *event] (or the tuple of [K, B, R, *event_m]) and data x. Images: fixed-scale
+        cfg.likelihood, weight cfg.image_lik_weight; captions: categorical over the vocabulary per
+        word (padding included, as in MMVAE), weight cfg.text_lik_weight."""
+        cfg, dt = self.cfg, _float_dtype(x)
+        if self.stacked:
+            x_hat = x_hat.to(dt)  # fp32 under autocast
+            lp = likelihood(cfg.likelihood, x_hat, cfg.lik_scale, x_hat.dim() - 4).log_prob(x[None, :, None])
+            return cfg.image_lik_weight * lp.sum(-1)
+        total = 0
+        for kind, out, x_d in zip(cfg.modalities, x_hat, x):
+            if kind == "text":
+                lp = cfg.text_lik_weight * OneHotCategorical(out.to(dt), 1).log_prob(x_d[None, :, None])
+            else:
+                lp = cfg.image_lik_weight * likelihood(cfg.likelihood, out.to(dt), cfg.lik_scale, 3).log_prob(
+                    x_d[None, :, None])
+            total = total + lp
+        return total
 
     def aux_w(self):
         """The auxiliary priors of the M modalities' w, batch shape [M]."""
@@ -113,7 +170,7 @@ class MultimodalVAE(nn.Module):
         Returns lw [K, B, R] and the samples {"z": [K, B, R, Dz], "w": [K, B, R, Dw],
         "w_cross": [K, B, R, M, Dw]} (w's None for MMVAE).
         """
-        cfg, (B, M) = self.cfg, x.shape[:2]
+        cfg, B, M, device = self.cfg, _first(x).shape[0], self.cfg.n_modalities, _first(x).device
         post = self.encode(x) if post is None else post
         qz, qw = (post.z.detach(), None if post.w is None else post.w.detach()) if cfg.dreg else post
         z = post.z.rsample((cfg.K,))                                    # [K, B, R, Dz]
@@ -123,12 +180,10 @@ class MultimodalVAE(nn.Module):
             w = post.w.rsample((cfg.K,))                                # [K, B, R, Dw]
             reg = reg + self.p0_w.log_prob(w) - qw.log_prob(w)
             w_cross = self.aux_w().rsample((cfg.K, B, M))               # [K, B, R, M(d), Dw]
-            self_rec = torch.eye(M, dtype=torch.bool, device=x.device)[:, :, None]
+            self_rec = torch.eye(M, dtype=torch.bool, device=device)[:, :, None]
             u_w = torch.where(self_rec, w[:, :, :, None], w_cross)
         u = self._join(u_w, z[:, :, :, None].expand(-1, -1, -1, M, -1))
-        x_hat = self._decode_experts(u).to(x.dtype)                     # [K, B, R, M, *event]; fp32 under autocast
-        n_event = x_hat.dim() - 4
-        lpx = likelihood(cfg.likelihood, x_hat, cfg.lik_scale, n_event).log_prob(x[None, :, None]).sum(-1)
+        lpx = self.log_lik(self._decode_experts(u), x)                  # decoder outputs [K, B, R, M, *event]
         return lpx + cfg.beta * reg, {"z": z, "w": w, "w_cross": w_cross}
 
     def loss(self, x):
@@ -162,7 +217,7 @@ class MultimodalVAE(nn.Module):
     @torch.no_grad()
     def sample(self, n, tilted=True):
         """Joint generation: z ~ p(z) (Langevin for the EBM prior), w ~ p0(w); decoder means
-        [n, M, *event]. tilted=False draws z from the EBM's base p0 instead of p_alpha."""
+        [n, M, *event] (tuple for CUB). tilted=False draws z from the EBM's base p0 instead of p_alpha."""
         z = self.prior.sample(n) if tilted or not self.has_ebm else self.prior.p0.sample(n)
         return self.decode_z(z)
 
@@ -188,14 +243,14 @@ class MultimodalVAE(nn.Module):
         indices or a bool mask [M]): z from the subset's mixture posterior (one sample, a
         uniformly chosen expert per data point), w ~ p0(w) (the unit prior, as at test time
         in MMVAE+). Returns decoder means [B, M, *event]."""
-        B, M = x.shape[:2]
-        src = torch.as_tensor(src, device=x.device).reshape(-1)
+        B, M, device = _first(x).shape[0], self.cfg.n_modalities, _first(x).device
+        src = torch.as_tensor(src, device=device).reshape(-1)
         if src.dtype == torch.bool:
             src = src.nonzero().reshape(-1)
         qz = self.encode(x).z
         z_all = qz.mean if mean else qz.rsample()                        # [B, M, Dz]
-        expert = src[torch.randint(len(src), (B,), device=x.device)]
-        z = z_all[torch.arange(B, device=x.device), expert]
+        expert = src[torch.randint(len(src), (B,), device=device)]
+        z = z_all[torch.arange(B, device=device), expert]
         w = self.p0_w.sample((B, M)) if self.w_dim else None
         return self.decode(self._join(w, z[:, None].expand(-1, M, -1)))
 

@@ -1,5 +1,6 @@
-"""Figures: image grids of multimodal tuples, saved as PNG and PDF."""
+"""Figures: image grids of multimodal tuples, caption tables and image-caption grids, saved as PNG and PDF."""
 
+import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -92,3 +93,59 @@ def cross_figure(models, x, src=0, seed=0):
 
 def _modalities(panels):
     return [f"m{m}" for m in range(next(iter(panels.values())).shape[1])]
+
+
+# ---------------------------------------------------------------- CUB: captions and images
+
+
+def _wrap(text, width):
+    return textwrap.fill(text or "(empty)", width)
+
+
+def text_table(columns, width=26, row_labels=None, suptitle=None, fontsize=7):
+    """Captions in a grid: `columns` maps a column title to a list of captions (one per row)."""
+    titles = list(columns)
+    n_rows = len(columns[titles[0]])
+    wrapped = {t: [_wrap(c, width) for c in columns[t]] for t in titles}
+    lines = max(w.count("\n") + 1 for col in wrapped.values() for w in col)
+    fig, axes = plt.subplots(n_rows, len(titles), squeeze=False,
+                             figsize=(len(titles) * width * 0.075 + 0.6, n_rows * (lines * 0.13 + 0.15) + 0.6))
+    for j, t in enumerate(titles):
+        for i, text in enumerate(wrapped[t]):
+            ax = axes[i, j]
+            ax.text(0.0, 1.0, text, va="top", ha="left", fontsize=fontsize, family="serif", transform=ax.transAxes)
+            ax.set_axis_off()
+            if i == 0:
+                ax.set_title(t, fontsize=fontsize + 1, loc="left")
+            if j == 0 and row_labels is not None:
+                ax.text(-0.04, 1.0, row_labels[i], va="top", ha="right", fontsize=fontsize, transform=ax.transAxes)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=fontsize + 2)
+    fig.tight_layout()
+    return fig
+
+
+def image_text_grid(rows, width=22, cell=1.3, suptitle=None, fontsize=6):
+    """Columns of items with images and captions stacked: `rows` is a list of (label, items) where
+    items is either images [N, 3, H, W] in [0, 1] or a list of N captions."""
+    n = len(rows[0][1])
+    heights = [1.0 if torch.is_tensor(items) else 0.9 for _, items in rows]
+    fig, axes = plt.subplots(len(rows), n, squeeze=False, figsize=(n * cell + 1.0, sum(heights) * cell + 0.5),
+                             gridspec_kw={"height_ratios": heights})
+    for i, (label, items) in enumerate(rows):
+        for j in range(n):
+            ax = axes[i, j]
+            if torch.is_tensor(items):
+                ax.imshow(items[j].permute(1, 2, 0).clamp(0, 1).cpu().numpy(), interpolation="nearest")
+                ax.set_xticks([])
+                ax.set_yticks([])
+            else:
+                ax.text(0.0, 1.0, _wrap(items[j], width), va="top", ha="left", fontsize=fontsize, family="serif",
+                        transform=ax.transAxes)
+                ax.set_axis_off()
+            if j == 0:
+                ax.text(-0.08, 0.5, label, va="center", ha="right", fontsize=fontsize + 1, transform=ax.transAxes)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=fontsize + 3)
+    fig.tight_layout()
+    return fig

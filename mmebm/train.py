@@ -19,7 +19,7 @@ import yaml
 from tqdm import tqdm
 
 from .bench import keep_freed_memory
-from .data import PolyMNIST
+from .data import load_experiment_data
 from .experiment import ConfigError, from_dict, load_config, to_dict
 from .models import build_model, make_optimizers, train_step
 
@@ -69,6 +69,18 @@ def resolve_device(name):
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def set_vocab_size(cfg, data):
+    """CUB captions: model.vocab_size from the data's vocabulary (0 in the config), or checked against it."""
+    vocab = getattr(data, "vocab", None)
+    if vocab is None:
+        return
+    if cfg.model.vocab_size == 0:
+        cfg.model.vocab_size = len(vocab)
+    elif cfg.model.vocab_size != len(vocab):
+        raise ConfigError(f"model.vocab_size={cfg.model.vocab_size} but the caption vocabulary has {len(vocab)} words "
+                          f"(cache in {cfg.data.cache_dir}); set model.vocab_size=0 to take it from the data")
 
 
 def epoch_generator(seed, epoch):
@@ -136,7 +148,8 @@ def train(cfg, out_dir, resume=False):
     out_dir = Path(out_dir)
     ckpt_path = out_dir / "checkpoint.pt"
     torch.manual_seed(tc.seed)
-    data = PolyMNIST.load(cfg.data.root, "train", device, cfg.data.limit)
+    data, take = load_experiment_data(cfg, "train", device, cfg.data.limit)
+    set_vocab_size(cfg, data)
     model = build_model(cfg.model).to(device)
     if distributed:  # start every rank from rank 0's parameters, then draw different noise per rank
         for t in model.state_dict().values():
@@ -204,7 +217,7 @@ def train(cfg, out_dir, resume=False):
         if epoch != order_epoch:
             order, order_epoch = torch.randperm(len(data), generator=epoch_generator(tc.seed, epoch)), epoch
         idx = order[b * tc.batch_size:(b + 1) * tc.batch_size][rank::world]
-        x, _ = data[idx.to(device)]
+        x = take(idx.to(device))
         try:
             values = train_step(model, x, opt_vae, opt_ebm, vae_loss, reduce_grads)
         except FloatingPointError as e:

@@ -1,4 +1,4 @@
-"""Data pipelines: MNIST, PolyMNIST (and, later, CUB image-captions).
+"""Data pipelines: MNIST, PolyMNIST and CUB image-captions.
 
 The data root (MMEBM_DATA, or --data-root) is laid out as ../shared/data is:
 `mnist/` with the four IDX files, `polymnist/backgrounds/` with the background JPEGs.
@@ -12,6 +12,7 @@ from .cub import CUBCaptions, CUBImageCaptions
 from .cub_images import find_images, load_image_npz, pair_by_name, save_image_npz, split_ids
 from .cub_text import Vocab, caption_files, load_captions, one_hot, tokenize
 from .dataset import PolyMNIST
+from .experiment_data import load_experiment_data
 from .mnist import DataError, download_mnist, load_mnist, read_idx
 from .polymnist import (PolyMNISTArrays, build_polymnist, build_split, composite, ensure_polymnist, load_backgrounds,
                         load_png_layout, load_polymnist, write_png_layout)
@@ -25,7 +26,7 @@ def data_root(root=None):
 
 
 __all__ = ["PolyMNIST", "PolyMNISTArrays", "DataError", "data_root", "download_mnist", "load_mnist",
-           "read_idx", "build_polymnist", "build_split", "composite", "ensure_polymnist", "load_backgrounds",
+           "read_idx", "load_experiment_data", "build_polymnist", "build_split", "composite", "ensure_polymnist", "load_backgrounds",
            "load_png_layout", "load_polymnist", "write_png_layout"]
 __all__ += ["CUBCaptions", "CUBImageCaptions", "Vocab", "caption_files", "find_images", "load_captions",
             "load_image_npz", "one_hot", "pair_by_name", "save_image_npz", "split_ids", "tokenize"]
