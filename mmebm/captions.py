@@ -32,14 +32,14 @@ def text_index(model):
 
 
 @torch.no_grad()
-def caption_chain(model, vocab, n_chains, steps, seed=0, sample=False):
+def caption_chain(model, vocab, n_chains, steps, seed=0, sample=False, as_ids=False):
     """Captions decoded along short-run Langevin chains started at z_0 ~ p0.
 
     For an EBM-prior model, returns {k: [captions of the n_chains at step k]} for each k in
     `steps` (k is clipped to the chain length; the last state is the sample from p_alpha). For a
     Gaussian-prior model (no chain: its prior is p0) returns {0: captions at z ~ p0}. The
     modality-specific w (MMVAE+) is drawn once from p0(w) and kept along the chain, so only z
-    moves."""
+    moves. as_ids=True gives the word ids [n_chains, 32] instead of strings."""
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     t = text_index(model)
@@ -52,6 +52,38 @@ def caption_chain(model, vocab, n_chains, steps, seed=0, sample=False):
     w = model.p0_w.sample((n_chains, M)) if model.w_dim else None
     out = {}
     for k in steps:
-        logits = model.decode_z(chain[k], w)[t]
-        out[k] = to_text(logits, vocab, sample, generator=g)
+        ids = word_ids(model.decode_z(chain[k], w)[t], sample, generator=g).cpu()
+        out[k] = ids if as_ids else vocab.decode(ids)
     return out
+
+
+class BigramScore:
+    """How much a caption reads like the training captions: the mean per-word log-probability
+    under a bigram model of the training captions (add-one smoothing; <bos> before the first
+    word, words up to and including <eos>). A yardstick for the caption figures, not a metric
+    of the paper: broken captions (repeated or out-of-place words) score low."""
+
+    def __init__(self, captions, vocab_size):
+        ids = torch.as_tensor(captions)
+        bos = vocab_size  # an extra row for the start of a caption
+        counts = torch.ones(vocab_size + 1, vocab_size, dtype=torch.float64)  # add-one smoothing
+        prev, cur, keep = self._pairs(ids, bos)
+        counts.index_put_((prev[keep], cur[keep]), torch.ones(int(keep.sum()), dtype=torch.float64), accumulate=True)
+        self.log_p = (counts / counts.sum(1, keepdim=True)).log()
+        self.bos = bos
+
+    @staticmethod
+    def _pairs(ids, bos):
+        from .data.cub_text import EOS
+
+        prev = torch.cat([torch.full_like(ids[:, :1], bos), ids[:, :-1]], 1)
+        # a word counts up to and including the first <eos>
+        after_eos = torch.cumsum((ids == EOS).long(), 1) - (ids == EOS).long() > 0
+        return prev, ids, ~after_eos
+
+    def __call__(self, ids):
+        """Mean per-word log-probability of each caption ids [N, L] -> [N]."""
+        ids = torch.as_tensor(ids).cpu()
+        prev, cur, keep = self._pairs(ids, self.bos)
+        lp = self.log_p[prev, cur] * keep
+        return (lp.sum(1) / keep.sum(1)).float()

@@ -19,6 +19,10 @@ TINY_MODEL = ["model.net=conv", "model.z_dim=8", "model.w_dim=4", "model.langevi
               "data.test_limit=200", "train.batch_size=32", "train.max_steps=2"]
 
 
+TINY_CUB = ["model.z_dim=8", "model.w_dim=4", "model.langevin_steps=5", "data.limit=64", "train.batch_size=32",
+            "train.max_steps=2"]
+
+
 @pytest.fixture(scope="module")
 def tiny_runs(polymnist_dir, tmp_path_factory):
     """The four PolyMNIST runs, tiny, trained and evaluated: what 04_results reads."""
@@ -46,6 +50,8 @@ def tiny_parameters(name, data_root, polymnist_dir, tmp, request):
         "01_objectives": dict(common, n_samples=2000, n_iters=150, n_iters_vae=150, batch_size=128),
         "02_base": dict(tiny_run, polymnist_dir=str(polymnist_dir)),
         "03_generalized": dict(tiny_run, polymnist_dir=str(polymnist_dir)),
+        "05_cub": dict(common, runs_dir=str(tmp / "runs"), cache_dir=str(tmp / "cub_cache"), device="cpu",
+                       overrides=TINY_CUB, n_chains=3, chain_show=[0, 2, 5], n_show=3, n_score=50),
     }[name]
 
 
