@@ -120,8 +120,8 @@ class TextDecoder(nn.Module):
             nn.ConvTranspose2d(256, 128, (1, 4), (1, 2), (0, 1)), nn.ReLU(),      # -> 4x16
             nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.ReLU(),                      # -> 8x32
             nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(),                       # -> 16x64
-            nn.ConvTranspose2d(32, 1, 4, 2, 1), nn.ReLU(),                        # -> 32x128
-        )
+            nn.ConvTranspose2d(32, 1, 4, 2, 1),                                   # -> 32x128
+        )  # no ReLU on this one-channel map: dead units there silence the whole caption
         self.to_vocab = nn.Linear(EMB, vocab_size)
 
     def forward(self, u):

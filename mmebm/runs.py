@@ -5,6 +5,7 @@ regenerated from saved runs alone.
 """
 
 import json
+import time
 from pathlib import Path
 
 import torch
@@ -31,7 +32,11 @@ def ensure_trained(config, profile, run_dir, overrides=()):
     """Train `config` under `profile` into `run_dir`, resuming (or doing nothing) if a checkpoint is there.
     Returns (model in eval mode, config)."""
     cfg = load_config(config, profile, overrides)
-    train(cfg, run_dir, resume=(Path(run_dir) / "checkpoint.pt").is_file())
+    resume = (Path(run_dir) / "checkpoint.pt").is_file()
+    t0 = time.perf_counter()
+    step = train(cfg, run_dir, resume=resume, progress=False)
+    print(f"{config}: step {step} in {run_dir} ({'resumed or loaded' if resume else 'trained'}, "
+          f"{time.perf_counter() - t0:.0f} s)")
     return load_run(run_dir)
 
 

@@ -127,8 +127,9 @@ class MetricsLog:
 # ---------------------------------------------------------------- the loop
 
 
-def train(cfg, out_dir, resume=False):
-    """Train `cfg` (an ExperimentConfig) into `out_dir`; returns the final step."""
+def train(cfg, out_dir, resume=False, progress=True):
+    """Train `cfg` (an ExperimentConfig) into `out_dir`; returns the final step. progress=False
+    hides the progress bar (headless notebooks would keep every refresh as a line)."""
     distributed = "RANK" in os.environ and "WORLD_SIZE" in os.environ
     rank, world = 0, 1
     if distributed:
@@ -209,7 +210,7 @@ def train(cfg, out_dir, resume=False):
             from torch.utils.tensorboard import SummaryWriter  # needs `pip install tensorboard`
             board = SummaryWriter(out_dir / "tensorboard")
     t0, start_step = time.perf_counter(), step
-    bar = tqdm(total=total, initial=step, desc=cfg.name, disable=not main, dynamic_ncols=True)
+    bar = tqdm(total=total, initial=step, desc=cfg.name, disable=not (main and progress), dynamic_ncols=True)
     model.train()
     order, order_epoch = None, None
     while step < total:

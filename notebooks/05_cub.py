@@ -55,7 +55,8 @@ runs_dir = "../runs"
 figures_dir = "../figures"
 device = "auto"
 seed = 0
-overrides = []  # extra key=value config overrides (the tests use tiny ones)
+# extra key=value config overrides (the tests use tiny ones)
+overrides = []
 image_experiments = ["cub_mmvaeplus", "cub_mmvaeplus_ebm"]  # used when CUB images are present
 caption_experiments = ["cub_captions", "cub_captions_ebm"]  # otherwise: captions only
 n_chains = 6
