@@ -2,6 +2,12 @@
 
     python -m mmebm.bench                         # all four models, batch 128, CPU
     python -m mmebm.bench --models mmvaeplus_ebm --steps 5 --device cuda --bf16 --compile
+    python -m mmebm.bench --net conv --impl batched loop grouped
+
+Implementations: `loop` is the per-modality loop (config batched=False); `batched` the
+batched networks (batched=True), which run grouped kernels on CUDA and copy by copy on
+CPU (see mmebm.nets; issue #3: on CPU the grouped kernels were slower than the loop);
+`grouped` is batched with the grouped kernels forced, e.g. to time them on CPU.
 
 A step is: VAE forward + backward + optimizer step, and for the EBM prior the Langevin
 sampling of the negatives + EBM forward + backward + optimizer step. FLOPs (matmuls and
@@ -24,6 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .config import PRESETS, preset
 from .models import build_model, make_optimizers
+from .nets import CopyNet
 
 
 def keep_freed_memory():
@@ -104,7 +111,11 @@ def bench(name, net, impls, batch, steps, device, bf16=False, compile=False):
     runs = {}
     for impl in impls:
         torch.manual_seed(0)
-        model = build_model(preset(name, net=net, batched=impl == "batched")).to(device)
+        model = build_model(preset(name, net=net, batched=impl != "loop")).to(device)
+        if impl == "grouped":
+            for mod in model.modules():
+                if isinstance(mod, CopyNet):
+                    mod.grouped_kernels = True
         x = torch.rand(batch, model.cfg.n_modalities, 3, 28, 28, device=device)
         runs[impl] = make_step(model, *make_optimizers(model), device, bf16, compile), x, []
     for i in range(steps + 1):
@@ -125,7 +136,8 @@ def main(argv=None):
     ap.add_argument("--net", default="resnet", choices=["resnet", "conv"])
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up step")
-    ap.add_argument("--impl", nargs="+", default=["batched", "loop"], choices=["batched", "loop"])
+    ap.add_argument("--impl", nargs="+", default=["batched", "loop"], choices=["batched", "loop", "grouped"],
+                    help="grouped: batched with grouped kernels forced (the CPU default runs copies one by one)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast of the VAE forward")
@@ -147,7 +159,7 @@ def main(argv=None):
         gflop = count_flops(name, args.net) / 1e9
         res = bench(name, args.net, args.impl, args.batch, args.steps, device, args.bf16, args.compile)
         first = res[args.impl[0]]
-        ratio = f"{res['batched']['sps'] / res['loop']['sps']:.2f}" if len(res) == 2 else "-"
+        ratio = f"{res['batched']['sps'] / res['loop']['sps']:.2f}" if {"batched", "loop"} <= set(res) else "-"
         cols = "".join(f"{r['sps']:>16.2f}" for r in res.values())
         print(f"{name:<15}{cols}{ratio:>14}{100 * first['langevin']:>11.1f}%{gflop:>12.2f}"
               f"{gflop * first['sps']:>10.1f}", flush=True)

@@ -46,8 +46,9 @@ class ModelConfig:
     ebm_betas: tuple = (0.5, 0.999)  # Pang et al. 2020 (Tian Han group's VAE+EBM code: (0.0, 0.9))
 
     # --- implementation (no effect on the numbers beyond float rounding)
-    batched: bool = True          # all modality networks as one grouped computation; False: per-modality loop
-    channels_last: bool = True    # memory format of the grouped convs (faster with oneDNN on CPU)
+    batched: bool = True          # PolyMNIST: all modality networks as one grouped computation (grouped
+                                  # kernels on CUDA, copy by copy on CPU: see nets.py); False: per-modality loop
+    channels_last: bool = True    # memory format of the grouped convs (where grouped kernels run)
 
     def __post_init__(self):
         need = {"cub": 2, "cub_captions": 1}.get(self.dataset)

@@ -1,11 +1,11 @@
 """MMVAE and MMVAE+ with a Gaussian / Laplace / EBM prior on the shared z: one class.
 
 Shapes: x [B, M, *event] (PolyMNIST: the M modalities share a shape) or a tuple of M tensors
-[B, *event_m] (CUB: image [B, 3, 64, 64] and caption ids [B, 32]); posterior samples are indexed [K, B, R, dim] where R is the
-expert (the modality r whose posterior q(z|x_r) drew the sample); decoder inputs
-[K, B, R, M, dim] and outputs [K, B, R, M, *event] hold, for expert r and target d,
-the reconstruction of x_d from expert r's z (self-reconstruction when d == r); for a tuple x,
-decoder outputs are tuples of M tensors [..., *event_m] in the same index order.
+[B, *event_m] (CUB: image [B, 3, 64, 64] and caption ids [B, 32]); posterior samples are
+indexed [K, B, R, dim] where R is the expert (the modality r whose posterior q(z|x_r) drew
+the sample); decoder inputs [K, B, R, M, dim] and outputs [K, B, R, M, *event] hold, for
+expert r and target d, the reconstruction of x_d from expert r's z (self-reconstruction when
+d == r); for a tuple x, decoder outputs are tuples of M tensors [..., *event_m] instead.
 """
 
 from collections import namedtuple
@@ -58,14 +58,14 @@ class MultimodalVAE(nn.Module):
         M = cfg.n_modalities
         self.w_dim = cfg.w_dim if cfg.has_w else 0
         in_dim = self.w_dim + cfg.z_dim
-        if cfg.dataset == "polymnist":  # one architecture for all modalities: stacked, batched
-            enc = lambda: Encoder(M, cfg.z_dim, self.w_dim, cfg.net, cfg.channels_last)  # noqa: E731
-            dec = lambda: Decoder(M, in_dim, cfg.net, cfg.channels_last)  # noqa: E731
-        else:  # CUB: one network per modality
-            enc = lambda: ModalityEncoders(cfg.modalities, cfg.z_dim, self.w_dim, cfg.vocab_size)  # noqa: E731
-            dec = lambda: ModalityDecoders(cfg.modalities, in_dim, cfg.vocab_size)  # noqa: E731
-        self.enc = encoder if encoder is not None else enc()
-        self.dec = decoder if decoder is not None else dec()
+        # PolyMNIST: one architecture for all modalities, stacked; CUB: one network per modality
+        if encoder is None:
+            encoder = (Encoder(M, cfg.z_dim, self.w_dim, cfg.net, cfg.channels_last) if self.stacked
+                       else ModalityEncoders(cfg.modalities, cfg.z_dim, self.w_dim, cfg.vocab_size))
+        if decoder is None:
+            decoder = (Decoder(M, in_dim, cfg.net, cfg.channels_last) if self.stacked
+                       else ModalityDecoders(cfg.modalities, in_dim, cfg.vocab_size))
+        self.enc, self.dec = encoder, decoder
         self.prior = build_prior(cfg)  # p(z); EBM parameters live in prior.f_alpha
         if self.w_dim:
             self.p0_w = UnitPrior(self.w_dim, cfg.posterior)  # p0(w): the unit prior (training and test)

@@ -6,6 +6,16 @@ output dimension, so one grouped convolution / batched matmul runs all copies
 (`forward(x)`, activations laid out [N, G*C, H, W]), while `forward(x, g)` runs
 copy g alone on [N, C, H, W] with a slice of the same weights: the plain
 per-modality loop, kept as the reference the batched path is tested against.
+
+Encoder / Decoder `forward(x)` picks how to run the copies (`CopyNet.grouped_kernels`):
+grouped kernels on CUDA, where one kernel per layer is the point; elsewhere (CPU) copy by
+copy, `forward(x_g, g)` on batch chunks of at most `CopyNet.chunk` samples, outputs stacked.
+Measured on a 2-core CPU (issue #3), the grouped path was 0.6-0.8x the speed of the loop:
+oneDNN's grouped convolutions are slower than G separate ones, and the batched activations
+(G times the loop's, and the decoder runs N*M samples) lose cache locality. Running the
+separate convs on channel slices of [N, G*C, H, W] costs more in slicing copies than it
+gains, and a copy-major [G*N, C, H, W] layout with per-copy convs reached only ~0.9x; copy
+by copy in 128-sample chunks is the loop's arithmetic in the loop's sizes, hence as fast.
 """
 
 import math
@@ -85,6 +95,7 @@ class Unflatten(nn.Module):
     def forward(self, x, g=None):
         x = x.reshape(x.shape[0], (1 if g is not None else self.G) * self.C, self.H, self.W)
         # the grouped path runs in channels_last: oneDNN's grouped convs are much faster so
+        # (this layout only matters where the grouped kernels run: CUDA, or forced on CPU)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last and g is None else x
 
 
@@ -119,6 +130,35 @@ class ResBlock(nn.Module):
 
 # ----------------------------------------------------------------------------- encoders / decoders
 
+class CopyNet(nn.Module):
+    """Base of Encoder / Decoder: how forward(x) runs the copies (see the module docstring).
+
+    grouped_kernels: None (default) grouped kernels on CUDA, copy by copy elsewhere; True /
+    False force one or the other (on an instance, as `bench --impl grouped` does, or the class).
+    chunk: the batch chunk, in samples, of the copy-by-copy path (the loop's call size: the
+    models call a decoder copy with K*B samples); 128 was ~4% faster than no chunking for
+    the conv nets on CPU and no different for the ResNet ones.
+    """
+
+    grouped_kernels = None
+    chunk = 128
+
+    def use_grouped_kernels(self, x):
+        return x.is_cuda if self.grouped_kernels is None else bool(self.grouped_kernels)
+
+    def forward_copy_by_copy(self, x):
+        """forward(x[:, g], g) of every copy g (on batch chunks), stacked along dim 1; each
+        output of forward (a tensor, or a tuple of tensors / Nones) is stacked alike."""
+        outs = []
+        for g in range(x.shape[1]):
+            parts = [self.forward(c, g) for c in x[:, g].split(self.chunk)]
+            single = torch.is_tensor(parts[0])
+            parts = [(p,) if single else p for p in parts]
+            outs.append([None if p[0] is None else p[0] if len(p) == 1 else torch.cat(p) for p in zip(*parts)])
+        out = [None if o[0] is None else torch.stack(o, 1) for o in zip(*outs)]
+        return out[0] if single else tuple(out)
+
+
 def resnet_body(G):
     """MMVAE+ PolyMNIST encoder branch: 3x28x28 -> 256*7*7 features."""
     return GSequential(
@@ -143,7 +183,7 @@ def conv_body(G, hidden):
     ), hidden
 
 
-class Encoder(nn.Module):
+class Encoder(CopyNet):
     """The M unimodal encoders q(z|x_m) (and q(w|x_m) for MMVAE+).
 
     As in MMVAE+, z and w come from separate branches of the same architecture; the
@@ -174,6 +214,8 @@ class Encoder(nn.Module):
                 return z_loc, z_raw, None, None
             w_loc, w_raw = self.head_w(self.body(x, self.M + g), g).chunk(2, -1)
             return z_loc, z_raw, w_loc, w_raw
+        if not self.use_grouped_kernels(x):
+            return self.forward_copy_by_copy(x)
         N, M = x.shape[:2]
         h = x.repeat(1, self.n_branch, 1, 1, 1).flatten(1, 2)  # [N, G*3, H, W]
         if self.channels_last:
@@ -186,7 +228,7 @@ class Encoder(nn.Module):
         return z_loc, z_raw, w_loc, w_raw
 
 
-class Decoder(nn.Module):
+class Decoder(CopyNet):
     """The M decoders p(x_m | z, w): forward(u [N, M, in_dim]) -> [N, M, 3, 28, 28] means,
     copy m decoding u[:, m]; forward(u [N, in_dim], g=m) -> [N, 3, 28, 28]."""
 
@@ -217,6 +259,8 @@ class Decoder(nn.Module):
             raise ValueError(f"unknown net {net!r}")
 
     def forward(self, u, g=None):
+        if g is None and not self.use_grouped_kernels(u):
+            return self.forward_copy_by_copy(u)
         out = self.net(u, g)
         if g is not None:
             return out
