@@ -131,14 +131,16 @@ last = max(chain)
 columns = {f"EBM, step {k}" + (" (z ~ p0)" if k == 0 else " (z ~ p_alpha)" if k == last else ""): c
            for k, c in chain.items()}
 columns["Gaussian prior, z ~ p0"] = baseline
+trained_on = f"train images present: {coverage['train']}" if coverage else "captions only, no images"
 fig = plots.text_table(columns, row_labels=[f"chain {i}" for i in range(n_chains)],
-                       suptitle=f"CUB captions along the Langevin chain (profile {profile})")
+                       suptitle=f"CUB captions along the Langevin chain (profile {profile}; {trained_on})")
 Path(figures_dir).mkdir(parents=True, exist_ok=True)
 plots.save(fig, f"{figures_dir}/cub_caption_chain.png")
 rows = ["| chain | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
 rows += [f"| {i} | " + " | ".join(c[i] for c in columns.values()) + " |" for i in range(n_chains)]
 (Path(figures_dir) / "cub_caption_chain.md").write_text(
-    f"CUB captions along the Langevin chain, profile `{profile}`, models {', '.join(experiments)}.\n\n"
+    f"CUB captions along the Langevin chain, profile `{profile}`, models {', '.join(experiments)} "
+    f"({trained_on}).\n\n"
     + "\n".join(rows) + "\n")
 
 # %% [markdown]
@@ -179,13 +181,13 @@ if pairs is not None:
     for name, model in models.items():
         torch.manual_seed(seed)
         rows.append((f"{label[name]}:\ncaption", to_text(model.cross_generate(x, 0)[1], vocab)))
-    fig = plots.image_text_grid(rows, suptitle="CUB: image -> caption")
+    fig = plots.image_text_grid(rows, suptitle=f"CUB: image -> caption, profile {profile}\n({trained_on})")
     plots.save(fig, f"{figures_dir}/cub_image_to_caption.png")
     rows = [("caption", vocab.decode(caption)), ("its image", image)]
     for name, model in models.items():
         torch.manual_seed(seed)
         rows.append((f"{label[name]}:\nimage", model.cross_generate(x, 1)[0]))
-    fig = plots.image_text_grid(rows, suptitle="CUB: caption -> image")
+    fig = plots.image_text_grid(rows, suptitle=f"CUB: caption -> image, profile {profile}\n({trained_on})")
     plots.save(fig, f"{figures_dir}/cub_caption_to_image.png")
 else:
     print("no CUB images: image <-> caption generation skipped (see the README for where to get them)")
