@@ -76,8 +76,9 @@ def _load_experiment(name_or_path):
 
 
 def load_config(name_or_path, profile=None, overrides=()):
-    """Experiment YAML (and its `base`), then the profile (configs/profiles/PROFILE.yaml), then the experiment's own
-    adjustments to that profile (its `profiles: {PROFILE: ...}` section), then `key=value` overrides."""
+    """Experiment YAML (and its `base`), then the profile (configs/profiles/PROFILE.yaml), then
+    the experiment's own adjustments to that profile (its `profiles: {PROFILE: ...}` section),
+    then `key=value` overrides."""
     layers = [OmegaConf.structured(ExperimentConfig)]
     try:
         experiment = _load_experiment(name_or_path)

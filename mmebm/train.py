@@ -1,6 +1,6 @@
 """Training: python -m mmebm.train CONFIG [--profile cpu|paper] [--out RUN_DIR] [--resume] [key=value ...]
 
-One loop for all four models. Multi-GPU: `torchrun --nproc_per_node=N -m mmebm.train ...`
+One loop for every model and dataset (PolyMNIST, CUB image-captions, CUB captions). Multi-GPU: `torchrun --nproc_per_node=N -m mmebm.train ...`
 (each rank trains on its shard of every batch; gradients are averaged across ranks before
 each optimizer step; only rank 0 logs and checkpoints).
 """

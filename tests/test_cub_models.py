@@ -12,6 +12,7 @@ from mmebm.config import ModelConfig
 from mmebm.cub_nets import ModalityDecoders, ModalityEncoders
 from mmebm.data import Vocab
 from mmebm.distributions import OneHotCategorical
+from mmebm.evaluate import evaluate
 from mmebm.experiment import ConfigError, load_config
 from mmebm.models import build_model, make_optimizers, train_step
 from mmebm.train import load_checkpoint, load_run, train
@@ -180,3 +181,5 @@ def test_trains_on_the_image_caption_pairs(data_root, tmp_path):
     model, _ = load_run(tmp_path / "run")
     image, logits = model.sample(2)
     assert image.shape == (2, 3, 64, 64) and logits.shape == (2, 32, 1699)
+    with pytest.raises(ValueError, match="PolyMNIST only"):  # coherence needs digit labels
+        evaluate(tmp_path / "run", tmp_path / "no-classifiers", device="cpu")
