@@ -162,7 +162,8 @@ def train(cfg, out_dir, resume=False, progress=True):
         if not ckpt_path.is_file():
             raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}; start without --resume")
         state = load_checkpoint(ckpt_path, device)
-        if _comparable(state["config"]) != _comparable(to_dict(cfg)):
+        # through from_dict first: a checkpoint from before a config key existed gets its default
+        if _comparable(to_dict(from_dict(state["config"]))) != _comparable(to_dict(cfg)):
             raise ConfigError(f"--resume: the config differs from the one in {ckpt_path}; "
                               "resume with the same config and overrides, or train into a new --out")
         model.load_state_dict(state["model"])

@@ -92,3 +92,17 @@ def test_two_process_gloo(polymnist_dir, tmp_path):
     rows = {r["name"]: float(r["value"]) for r in csv.DictReader(open(tmp_path / "metrics.csv"))}
     assert rows["rank_param_spread"] == 0.0, "the two ranks hold different parameters"
     assert r.stdout.count("trained polymnist_mmvae_ebm") == 1, "only rank 0 reports"
+
+
+def test_resume_accepts_a_checkpoint_from_before_a_config_key_existed(polymnist_dir, tmp_path):
+    from mmebm.train import save_checkpoint
+
+    train(tiny(polymnist_dir, "polymnist_mmvae", "train.max_steps=2"), tmp_path / "run")
+    path = tmp_path / "run" / "checkpoint.pt"
+    state = load_checkpoint(path)
+    del state["config"]["model"]["text_lik_weight"]  # as written by an older mmebm
+    save_checkpoint(path, state)
+    assert train(tiny(polymnist_dir, "polymnist_mmvae", "train.max_steps=3"), tmp_path / "run", resume=True) == 3
+    with pytest.raises(ConfigError, match="differs"):  # a real difference still stops it
+        train(tiny(polymnist_dir, "polymnist_mmvae", "train.max_steps=4", "model.beta=2.0"), tmp_path / "run",
+              resume=True)
