@@ -39,8 +39,8 @@ def caption_chain(model, vocab, n_chains, steps, seed=0, sample=False, as_ids=Fa
     `steps` (k is clipped to the chain length; the last state is the sample from p_alpha). For a
     Gaussian-prior model (no chain: its prior is p0) returns {0: captions at z ~ p0}. The
     modality-specific w (MMVAE+) is drawn once from p0(w) and kept along the chain, so only z
-    moves. as_ids=True gives the word ids [n_chains, 32] instead of strings."""
-    g = torch.Generator().manual_seed(seed)
+    moves. as_ids=True gives the word ids [n_chains, 32] instead of strings. Seeds the global
+    RNG with `seed` (p0 draws and Langevin noise), so models compared with one seed share z_0."""
     torch.manual_seed(seed)
     t = text_index(model)
     if model.has_ebm:
@@ -50,6 +50,7 @@ def caption_chain(model, vocab, n_chains, steps, seed=0, sample=False, as_ids=Fa
         chain, steps = model.prior.sample(n_chains)[None], [0]
     M = model.cfg.n_modalities
     w = model.p0_w.sample((n_chains, M)) if model.w_dim else None
+    g = torch.Generator(chain.device).manual_seed(seed)  # word sampling, on the logits' device
     out = {}
     for k in steps:
         ids = word_ids(model.decode_z(chain[k], w)[t], sample, generator=g).cpu()
@@ -61,7 +62,8 @@ class BigramScore:
     """How much a caption reads like the training captions: the mean per-word log-probability
     under a bigram model of the training captions (add-one smoothing; <bos> before the first
     word, words up to and including <eos>). A yardstick for the caption figures, not a metric
-    of the paper: broken captions (repeated or out-of-place words) score low."""
+    of the paper: random or out-of-place words score low, but a frequent generic pattern scores
+    well (results/cub_ebm_lr.md), so read the captions too."""
 
     def __init__(self, captions, vocab_size):
         ids = torch.as_tensor(captions)
