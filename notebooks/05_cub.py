@@ -34,7 +34,8 @@
 # | objective | DReG with K = 10, $\beta$ = 1 (`paper`); the K = 1 ELBO in `cpu` | MMVAE+ CUB run |
 # | image likelihood | Laplace, scale 0.01, weighted by $32 / (3\cdot 64\cdot 64)$ | MMVAE+ CUB run |
 # | caption likelihood | categorical per word, weighted by 5 | MMVAE+ CUB run |
-# | training | Adam lr 1e-3 amsgrad, batch 32, 50 epochs (`paper`) | MMVAE+ CUB run |
+# | training | batch 32, 50 epochs (`paper`) | MMVAE+ CUB run |
+# | optimizer | Adam lr 1e-3 with amsgrad | MMVAE+ PolyMNIST run (SPEC gives none for CUB) |
 # | networks | image: 4 conv layers 64 -> 4; caption: MMVAE's sentence-conv layout, no batch norm | ours (`mmebm/cub_nets.py`) |
 # | EBM, Langevin | as for PolyMNIST: $f_\alpha$ 48 -> 200 -> 200 -> 1, 60 steps of size 0.4 | Pang et al. 2020 |
 #
