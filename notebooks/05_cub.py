@@ -145,6 +145,18 @@ rows += [f"| {i} | " + " | ".join(c[i] for c in columns.values()) + " |" for i i
     + "\n".join(rows) + "\n")
 
 # %% [markdown]
+# Greedy decoding shows each position's most likely word. Sampling draws every word from its
+# distribution instead (three chains from the same starting points $z_0$), which shows how
+# unsure the decoder still is:
+
+# %%
+sampled = caption_chain(ebm, vocab, 3, [0, last], seed=seed, sample=True)
+for k, captions in sampled.items():
+    print(f"step {k}:")
+    for c in captions:
+        print("   ", c)
+
+# %% [markdown]
 # ## A yardstick for "reads like a description"
 #
 # To put a number on the figure, we score captions with a bigram model of the training
