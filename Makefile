@@ -8,7 +8,7 @@ MMEBM_DATA ?= $(firstword $(wildcard $(abspath ../shared/data)) $(CURDIR)/data/r
 export MMEBM_DATA
 # `paper` with CUDA, `cpu` otherwise; `make reproduce PROFILE=...` overrides.
 PROFILE ?= $(shell [ -x $(PY) ] && $(PY) -c "import torch; print('paper' if torch.cuda.is_available() else 'cpu')" 2>/dev/null || echo cpu)
-NOTEBOOKS := 00_polymnist 01_objectives 02_base 03_generalized 04_results 05_cub
+NOTEBOOKS := 00_polymnist 01_objectives 02_models 03_results 04_cub
 PAPERMILL := $(PY) -m papermill --cwd notebooks --kernel python3 --no-progress-bar
 
 .PHONY: reproduce test venv data clean

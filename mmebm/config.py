@@ -8,6 +8,9 @@ public code of the models the paper builds on, named in each comment (see SPEC.m
 from dataclasses import dataclass, replace
 
 
+CUB_MODALITIES = {"cub": ["image64", "text"], "cub_captions": ["text"]}  # PolyMNIST: M images
+
+
 @dataclass
 class ModelConfig:
     # --- model
@@ -51,17 +54,16 @@ class ModelConfig:
     channels_last: bool = True    # memory format of the grouped convs (where grouped kernels run)
 
     def __post_init__(self):
-        need = {"cub": 2, "cub_captions": 1}.get(self.dataset)
-        if self.dataset not in ("polymnist", "cub", "cub_captions"):
+        if self.dataset != "polymnist" and self.dataset not in CUB_MODALITIES:
             raise ValueError(f"model.dataset must be polymnist, cub or cub_captions, got {self.dataset!r}")
-        if need is not None and self.n_modalities != need:
+        need = len(self.modalities)
+        if self.n_modalities != need:
             raise ValueError(f"model.dataset={self.dataset} has {need} modalities; set model.n_modalities={need}")
 
     @property
     def modalities(self):
         """The kind of each modality, in order: "image28" (PolyMNIST), "image64" or "text" (CUB)."""
-        return {"polymnist": ["image28"] * self.n_modalities, "cub": ["image64", "text"],
-                "cub_captions": ["text"]}[self.dataset]
+        return CUB_MODALITIES.get(self.dataset, ["image28"] * self.n_modalities)
 
     @property
     def has_w(self):

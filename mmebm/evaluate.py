@@ -38,7 +38,7 @@ def evaluate(run_dir, classifiers_dir="runs/classifiers", n_joint=10_000, device
     model, cfg = load_run(run_dir, device)
     if cfg.model.dataset != "polymnist":
         raise ValueError(f"{run_dir} is a {cfg.model.dataset} run: coherence needs digit labels, so it is "
-                         "PolyMNIST only; notebooks/05_cub.py shows what we measure on CUB")
+                         "PolyMNIST only; notebooks/04_cub.py shows what we measure on CUB")
     classifiers = Classifiers.load(classifiers_dir, cfg.model.n_modalities, device)
     test = PolyMNIST.load(cfg.data.root, "test", device, cfg.data.test_limit)
     torch.manual_seed(seed)  # posterior samples, w ~ p0(w) and Langevin noise: same seed, same numbers

@@ -8,6 +8,7 @@ expert r and target d, the reconstruction of x_d from expert r's z (self-reconst
 d == r); for a tuple x, decoder outputs are tuples of M tensors [..., *event_m] instead.
 """
 
+import math
 from collections import namedtuple
 
 import torch
@@ -93,7 +94,7 @@ class MultimodalVAE(nn.Module):
 
     def encode(self, x):
         """Unimodal posteriors q(z|x_m) (and q(w|x_m)) of every modality, batch shape [B, M]."""
-        if self.cfg.batched:
+        if self.cfg.batched or not self.stacked:  # CUB's encoders are one network per modality anyway
             z_loc, z_raw, w_loc, w_raw = self.enc(x)
         else:  # the reference: one encoder call per modality
             outs = [self.enc(_part(x, m), g=m) for m in range(self.cfg.n_modalities)]
@@ -110,10 +111,9 @@ class MultimodalVAE(nn.Module):
     def decode(self, u):
         """u [N, M, dim] -> decoder outputs [N, M, *event] (a tuple of [N, *event_m] for CUB),
         decoder d reading u[:, d]."""
-        if self.cfg.batched:
+        if self.cfg.batched or not self.stacked:
             return self.dec(u)
-        outs = [self.dec(u[:, d], g=d) for d in range(u.shape[1])]
-        return torch.stack(outs, 1) if self.stacked else tuple(outs)
+        return torch.stack([self.dec(u[:, d], g=d) for d in range(u.shape[1])], 1)
 
     def _decode_experts(self, u):
         """u [K, B, R, M, dim] -> [K, B, R, M, *event]. Batched: one call; loop: R*M calls
@@ -202,9 +202,12 @@ class MultimodalVAE(nn.Module):
         else:
             surrogate = log_mean_exp(lw, 0)                             # IWAE over K; the ELBO for K = 1
         loss = -surrogate.mean()
-        with torch.no_grad():
-            bound = log_mean_exp(lw, 0).mean()
-        stats = {"loss": loss.detach(), "objective": bound, "z": z.detach().reshape(-1, z.shape[-1])}
+        if self.cfg.dreg:
+            with torch.no_grad():
+                bound = log_mean_exp(lw, 0).mean()
+        else:
+            bound = -loss.detach()  # the surrogate is the bound itself
+        stats = {"objective": bound, "z": z.detach().reshape(-1, z.shape[-1])}
         return loss, stats
 
     def ebm_loss(self, z_post, z_neg=None):
@@ -267,14 +270,15 @@ def train_step(model, x, opt_vae, opt_ebm=None, loss_fn=None, reduce_grads=None)
     given, runs between each backward and optimizer step (the gradient all-reduce of data
     parallel training). A non-finite VAE loss raises FloatingPointError before any update."""
     loss, stats = (loss_fn or model.loss)(x)
-    if not torch.isfinite(loss):
-        raise FloatingPointError(f"non-finite VAE loss {loss.item()}")
+    loss_v, objective_v = torch.stack([loss.detach(), stats["objective"].to(loss.dtype)]).tolist()  # one sync
+    if not math.isfinite(loss_v):
+        raise FloatingPointError(f"non-finite VAE loss {loss_v}")
     opt_vae.zero_grad(set_to_none=True)
     loss.backward()
     if reduce_grads is not None:
         reduce_grads(opt_vae.param_groups[0]["params"])
     opt_vae.step()
-    out = {"loss": loss.item(), "objective": stats["objective"].item()}
+    out = {"loss": loss_v, "objective": objective_v}
     if model.has_ebm:
         ebm_loss, _ = model.ebm_loss(stats["z"].float())  # float: the VAE may run under bf16 autocast
         opt_ebm.zero_grad(set_to_none=True)

@@ -217,9 +217,9 @@ def train(cfg, out_dir, resume=False, progress=True):
     while step < total:
         epoch, b = divmod(step, per_epoch)  # one step is one batch: the position follows from step
         if epoch != order_epoch:
-            order, order_epoch = torch.randperm(len(data), generator=epoch_generator(tc.seed, epoch)), epoch
-        idx = order[b * tc.batch_size:(b + 1) * tc.batch_size][rank::world]
-        x = take(idx.to(device))
+            order = torch.randperm(len(data), generator=epoch_generator(tc.seed, epoch)).to(device)  # once per epoch
+            order_epoch = epoch
+        x = take(order[b * tc.batch_size:(b + 1) * tc.batch_size][rank::world])
         try:
             values = train_step(model, x, opt_vae, opt_ebm, vae_loss, reduce_grads)
         except FloatingPointError as e:

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from mmebm.classifiers import Classifiers, TrainConfig, train
+from mmebm.classifiers import TrainConfig, train
 from mmebm.coherence import (CrossCoherence, cross_coherence, joint_agreement, joint_coherence,
                              model_cross_coherence, model_joint_coherence, predict)
 from mmebm.data import PolyMNIST
@@ -233,6 +233,3 @@ def test_model_helper_refuses_mismatched_data(trained):
     with pytest.raises(ValueError, match="modalities"):
         model_cross_coherence(RealDataModel(None), data, trained, progress=False)
 
-
-def test_classifiers_interface():
-    assert isinstance(Classifiers(), nn.Module)

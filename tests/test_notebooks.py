@@ -25,7 +25,7 @@ TINY_CUB = ["model.z_dim=8", "model.w_dim=4", "model.langevin_steps=5", "data.li
 
 @pytest.fixture(scope="module")
 def tiny_runs(polymnist_dir, tmp_path_factory):
-    """The four PolyMNIST runs, tiny, trained and evaluated: what 04_results reads."""
+    """The four PolyMNIST runs, tiny, trained and evaluated: what 03_results reads."""
     from mmebm.runs import ensure_classifiers, ensure_evaluated, ensure_trained
 
     root = tmp_path_factory.mktemp("runs")
@@ -42,15 +42,14 @@ def tiny_parameters(name, data_root, polymnist_dir, tmp, request):
     common = dict(data_root=str(data_root), figures_dir=str(tmp / "figures"))
     tiny_run = dict(common, runs_dir=str(tmp / "runs"), classifiers_dir=str(tmp / "classifiers"), n_joint=100,
                     classifier_epochs=1, classifier_limit=2000, device="cpu", overrides=TINY_MODEL)
-    if name == "04_results":  # reads saved runs only: train them first (once per module)
+    if name == "03_results":  # reads saved runs only: train them first (once per module)
         return dict(common, runs_dir=str(request.getfixturevalue("tiny_runs")), polymnist_dir=str(polymnist_dir),
                     n_show=4, chain_show=[0, 2, 5])
     return {
         "00_polymnist": dict(common, out_dir=str(tmp / "polymnist"), limit=1000, n_show=4),
         "01_objectives": dict(common, n_samples=2000, n_iters=150, n_iters_vae=150, batch_size=128),
-        "02_base": dict(tiny_run, polymnist_dir=str(polymnist_dir)),
-        "03_generalized": dict(tiny_run, polymnist_dir=str(polymnist_dir)),
-        "05_cub": dict(common, runs_dir=str(tmp / "runs"), cache_dir=str(tmp / "cub_cache"), device="cpu",
+        "02_models": dict(tiny_run, polymnist_dir=str(polymnist_dir)),
+        "04_cub": dict(common, runs_dir=str(tmp / "runs"), cache_dir=str(tmp / "cub_cache"), device="cpu",
                        overrides=TINY_CUB, n_chains=3, chain_show=[0, 2, 5], n_show=3, n_score=50),
     }[name]
 
@@ -62,7 +61,7 @@ def test_notebook(name, data_root, polymnist_dir, tmp_path, request):
     executed = tmp_path / f"{name}.ipynb"
     papermill.execute_notebook(source, executed, parameters=tiny_parameters(name, data_root, polymnist_dir, tmp_path, request),
                                cwd=NOTEBOOKS, kernel_name="python3", progress_bar=False)
-    if name not in ("02_base", "03_generalized"):  # those show their figures; 04_results saves them
+    if name != "02_models":  # it shows its figures; 03_results saves them
         assert list((tmp_path / "figures").glob("*.png")), "the notebook wrote no figure"
     check = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", "--nbval-current-env",

@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # 05 · CUB image-captions: captions along the Langevin chain
+# # 04 · CUB image-captions: captions along the Langevin chain
 #
 # The poster's second figure generates bird captions along a Markov chain: short-run Langevin
 # dynamics starts at $z_0 \sim p_0 = \mathcal N(0, I)$ and runs toward the learned prior

@@ -13,10 +13,10 @@
 # ---
 
 # %% [markdown]
-# # 04 · Results: the poster's PolyMNIST table and figures
+# # 03 · Results: the poster's PolyMNIST table and figures
 #
 # This notebook reads only saved runs (`runs/<config>-<profile>/`: checkpoint, `metrics.json`,
-# `metrics.csv`), written by `02_base` and `03_generalized`, so the table and figures can be
+# `metrics.csv`), written by `02_models`, so the table and figures can be
 # regenerated anywhere without retraining. It writes into `figures/`:
 #
 # - `table_polymnist.md` / `.csv`: joint and cross coherence, ours beside the poster's, with
@@ -58,7 +58,7 @@ PAPER = {
 runs = {name: run_dir(runs_dir, name, profile) for name in PAPER}
 missing = [str(d) for d in runs.values() if not (d / "metrics.json").is_file()]
 if missing:
-    raise FileNotFoundError(f"no evaluated runs at {missing}: run 02_base and 03_generalized "
+    raise FileNotFoundError(f"no evaluated runs at {missing}: run 02_models "
                             f"with profile={profile!r} first (make reproduce does)")
 
 # %% [markdown]
