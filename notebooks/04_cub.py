@@ -177,6 +177,10 @@ reference = {
 }
 for name, value in reference.items():
     print(f"{name:<28} {value:7.3f}")
+with open(Path(figures_dir) / "cub_caption_chain.md", "a") as f:
+    f.write(f"\nBigram yardstick (mean per-word log-probability, {n_score} chains, seed {seed + 1}):\n\n"
+            "| captions | bigram log-prob per word |\n|---|---|\n"
+            + "".join(f"| {name} | {value:.3f} |\n" for name, value in reference.items()))
 
 # %% [markdown]
 # ## Image to caption, caption to image

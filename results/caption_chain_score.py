@@ -7,8 +7,11 @@ at the end of the Langevin chain (z ~ p_alpha), for a Gaussian-prior run at z ~ 
 
 import argparse
 
+import torch
+
 from mmebm.captions import BigramScore, caption_chain
 from mmebm.data import CUBCaptions, data_root
+from mmebm.data.cub_text import EOS, PAD
 from mmebm.train import load_run
 
 p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -23,5 +26,11 @@ score = BigramScore(train_text.captions, len(train_text.vocab))
 for run in args.runs:
     model, cfg = load_run(run)
     ids = caption_chain(model, train_text.vocab, args.chains, [0, 10**9], seed=args.seed, as_ids=True)
-    cells = ", ".join(f"step {k}: {score(v).mean().item():.3f}" for k, v in ids.items())
+    def describe(v):  # score, mean caption length in words, distinct captions, share of the commonest
+        words = ((v != PAD) & (v != EOS)).sum(1).float().mean().item()
+        distinct, counts = torch.unique(v, dim=0, return_counts=True)
+        return (f"{score(v).mean().item():.3f} (mean {words:.1f} words, {len(distinct)} distinct, "
+                f"commonest {counts.max().item()}/{len(v)})")
+
+    cells = ", ".join(f"step {k}: {describe(v)}" for k, v in ids.items())
     print(f"{run} (prior {cfg.model.prior}, ebm_lr {cfg.model.ebm_lr}, step-size {cfg.model.langevin_step_size}): {cells}")
