@@ -17,7 +17,7 @@ from .classifiers import Classifiers
 from .coherence import model_cross_coherence, model_joint_coherence
 from .data import PolyMNIST
 from .experiment import to_dict
-from .train import load_checkpoint, load_run, resolve_device
+from .train import load_checkpoint, model_from_state, resolve_device
 
 
 class _FromP0:
@@ -35,7 +35,8 @@ def evaluate(run_dir, classifiers_dir="runs/classifiers", n_joint=10_000, device
     """Coherence of the model in `run_dir`; returns the metrics dict and writes metrics.json."""
     device = resolve_device(device)
     t0 = time.perf_counter()
-    model, cfg = load_run(run_dir, device)
+    state = load_checkpoint(Path(run_dir) / "checkpoint.pt", device)
+    model, cfg = model_from_state(state, device)
     if cfg.model.dataset != "polymnist":
         raise ValueError(f"{run_dir} is a {cfg.model.dataset} run: coherence needs digit labels, so it is "
                          "PolyMNIST only; notebooks/04_cub.py shows what we measure on CUB")
@@ -46,7 +47,7 @@ def evaluate(run_dir, classifiers_dir="runs/classifiers", n_joint=10_000, device
     joint, pred = model_joint_coherence(model, classifiers, n_joint, progress=progress)
     metrics = {
         "run": str(run_dir),
-        "step": load_checkpoint(Path(run_dir) / "checkpoint.pt")["step"],
+        "step": state["step"],
         "joint_coherence": joint,
         "cross_coherence": cross.mean,
         "cross_coherence_per_target": cross.per_target.tolist(),

@@ -47,7 +47,11 @@ def load_checkpoint(path, map_location="cpu"):
 
 def load_run(run_dir, device="cpu"):
     """(model in eval mode, experiment config) from RUN_DIR/checkpoint.pt."""
-    state = load_checkpoint(Path(run_dir) / "checkpoint.pt", device)
+    return model_from_state(load_checkpoint(Path(run_dir) / "checkpoint.pt", device), device)
+
+
+def model_from_state(state, device="cpu"):
+    """(model in eval mode, experiment config) from a loaded checkpoint."""
     cfg = from_dict(state["config"])
     model = build_model(cfg.model).to(device)
     model.load_state_dict(state["model"])
