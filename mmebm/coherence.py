@@ -142,3 +142,31 @@ def model_joint_coherence(model: CoherenceModel, classifiers, n=10_000, batch_si
         preds.append(predict(classifiers, model.sample(min(batch_size, n - s)).detach()))
     pred = torch.cat(preds)
     return joint_agreement(pred).double().mean().item(), pred
+
+
+class CoherenceProbe:
+    """Coherence during training: cross coherence on a fixed test subset and joint coherence of
+    a few prior samples, cheap enough to run every few hundred steps (the trainer's
+    `train.eval_every`). It draws its randomness from its own seed and restores the global RNG
+    state afterwards, so a run with probes trains exactly as one without."""
+
+    def __init__(self, classifiers, test_data, n_joint=1000, seed=0):
+        self.classifiers, self.test, self.n_joint, self.seed = classifiers, test_data, n_joint, seed
+
+    def __call__(self, model):
+        cpu_state = torch.get_rng_state()
+        cuda_state = torch.cuda.get_rng_state() if self.test.images.is_cuda else None
+        torch.manual_seed(self.seed)
+        try:
+            with evaluating(model):
+                cross = model_cross_coherence(model, self.test, self.classifiers, progress=False)
+                joint, pred = model_joint_coherence(model, self.classifiers, self.n_joint, progress=False)
+        finally:
+            torch.set_rng_state(cpu_state)
+            if cuda_state is not None:
+                torch.cuda.set_rng_state(cuda_state)
+        # the share of the commonest digit among modality 0's joint samples: a prior collapsed
+        # onto one digit is trivially coherent, so read joint coherence beside it
+        top = torch.bincount(pred[:, 0], minlength=10).max().item() / len(pred)
+        return {"cross_coherence": cross.mean, "joint_coherence": joint, "joint_top_digit": top,
+                "self_reconstruction": cross.matrix.diagonal().mean().item()}

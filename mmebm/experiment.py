@@ -41,6 +41,13 @@ class TrainConfig:
     log_every: int = 50  # steps between metrics.csv rows
     checkpoint_every: int = 500  # steps between checkpoints (and one at the end)
     tensorboard: bool = False
+    # coherence during training (PolyMNIST): every eval_every steps (0: never), cross coherence on
+    # eval_test evenly spaced test tuples and joint coherence of eval_joint prior samples, judged by
+    # the classifiers in eval_classifiers; rows with split "eval" in metrics.csv
+    eval_every: int = 0
+    eval_classifiers: str = "runs/classifiers"
+    eval_test: int = 500
+    eval_joint: int = 1000
 
 
 @dataclass

@@ -62,7 +62,8 @@ def model_from_state(state, device="cpu"):
 
 
 # Keys that say how long and how verbosely to run, not what to train: a resumed run may change them.
-RUN_CONTROL = ("epochs", "max_steps", "time_budget_s", "log_every", "checkpoint_every", "tensorboard", "device")
+RUN_CONTROL = ("epochs", "max_steps", "time_budget_s", "log_every", "checkpoint_every", "tensorboard", "device",
+               "eval_every", "eval_classifiers", "eval_test", "eval_joint")
 
 
 def _comparable(config):
@@ -85,6 +86,26 @@ def set_vocab_size(cfg, data):
     elif cfg.model.vocab_size != len(vocab):
         raise ConfigError(f"model.vocab_size={cfg.model.vocab_size} but the caption vocabulary has {len(vocab)} words "
                           f"(cache in {cfg.data.cache_dir}); set model.vocab_size=0 to take it from the data")
+
+
+def coherence_probe(cfg, device):
+    """The CoherenceProbe of `train.eval_every` (None when off); PolyMNIST only."""
+    tc = cfg.train
+    if not tc.eval_every:
+        return None
+    if cfg.model.dataset != "polymnist":
+        raise ConfigError(f"train.eval_every: coherence needs digit labels, so it is PolyMNIST only "
+                          f"(this is {cfg.model.dataset}); set train.eval_every=0")
+    from .classifiers import Classifiers
+    from .coherence import CoherenceProbe
+    from .data import PolyMNIST
+
+    try:
+        classifiers = Classifiers.load(tc.eval_classifiers, cfg.model.n_modalities, device)
+    except FileNotFoundError as e:
+        raise ConfigError(f"train.eval_every={tc.eval_every} needs the classifiers: {e}") from e
+    return CoherenceProbe(classifiers, PolyMNIST.load(cfg.data.root, "test", device, tc.eval_test), tc.eval_joint,
+                          seed=tc.seed)
 
 
 def epoch_generator(seed, epoch):
@@ -152,6 +173,7 @@ def train(cfg, out_dir, resume=False, progress=True):
 
     out_dir = Path(out_dir)
     ckpt_path = out_dir / "checkpoint.pt"
+    probe = coherence_probe(cfg, device) if main else None  # before seeding: building it draws random numbers
     torch.manual_seed(tc.seed)
     data, take = load_experiment_data(cfg, "train", device, cfg.data.limit)
     set_vocab_size(cfg, data)
@@ -214,7 +236,18 @@ def train(cfg, out_dir, resume=False, progress=True):
         if tc.tensorboard:
             from torch.utils.tensorboard import SummaryWriter  # needs `pip install tensorboard`
             board = SummaryWriter(out_dir / "tensorboard")
+    eval_s = 0.0
+
+    def evaluate_now():
+        nonlocal eval_s
+        t = time.perf_counter()
+        values = probe(model)
+        eval_s += time.perf_counter() - t
+        log.write(step, "eval", values)
+
     t0, start_step = time.perf_counter(), step
+    if probe and step == 0:
+        evaluate_now()  # the untrained model: where every learning curve starts
     bar = tqdm(total=total, initial=step, desc=cfg.name, disable=not (main and progress), dynamic_ncols=True)
     model.train()
     order, order_epoch = None, None
@@ -239,6 +272,8 @@ def train(cfg, out_dir, resume=False, progress=True):
                 if board:
                     for k, v in values.items():
                         board.add_scalar(f"train/{k}", v, step)
+        if probe and (step % tc.eval_every == 0 or step == total):
+            evaluate_now()
         out_of_time = tc.time_budget_s is not None and time.perf_counter() - t0 > tc.time_budget_s
         if distributed and tc.time_budget_s is not None:  # every rank stops at the same step
             flag = torch.tensor(float(out_of_time), device=device)
@@ -250,6 +285,8 @@ def train(cfg, out_dir, resume=False, progress=True):
             break
     bar.close()
     end = {"wall_s": time.perf_counter() - t0}
+    if probe:
+        end["eval_s"] = eval_s  # inside wall_s
     if distributed:  # the ranks must hold the same parameters: compare checksums
         sums = [None] * world
         dist.all_gather_object(sums, float(sum(p.double().sum() for p in model.parameters())))

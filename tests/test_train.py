@@ -106,3 +106,29 @@ def test_resume_accepts_a_checkpoint_from_before_a_config_key_existed(polymnist_
     with pytest.raises(ConfigError, match="differs"):  # a real difference still stops it
         train(tiny(polymnist_dir, "polymnist_mmvae", "train.max_steps=4", "model.beta=2.0"), tmp_path / "run",
               resume=True)
+
+
+def test_coherence_during_training_logs_and_changes_nothing(polymnist_dir, tmp_path):
+    """train.eval_every writes eval rows at step 0, every k steps and at the end, and the probe's
+    own RNG leaves the training bit-identical to a run without it."""
+    from mmebm.classifiers import Classifiers
+
+    Classifiers(5).save(tmp_path / "clf")  # untrained judges are enough to exercise the loop
+    base = ["train.max_steps=5", "train.eval_test=64", "train.eval_joint=50", f"train.eval_classifiers={tmp_path / 'clf'}"]
+    train(tiny(polymnist_dir, "polymnist_mmvae_ebm", *base), tmp_path / "plain")
+    train(tiny(polymnist_dir, "polymnist_mmvae_ebm", *base, "train.eval_every=2"), tmp_path / "probed")
+    a = load_checkpoint(tmp_path / "plain" / "checkpoint.pt")["model"]
+    b = load_checkpoint(tmp_path / "probed" / "checkpoint.pt")["model"]
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    rows = [r for r in csv.DictReader(open(tmp_path / "probed" / "metrics.csv")) if r["split"] == "eval"]
+    assert sorted({int(r["step"]) for r in rows}) == [0, 2, 4, 5]
+    names = {r["name"] for r in rows}
+    assert names == {"cross_coherence", "joint_coherence", "joint_top_digit", "self_reconstruction"}
+    assert all(0 <= float(r["value"]) <= 1 for r in rows)
+
+
+def test_coherence_during_training_needs_classifiers(polymnist_dir, tmp_path):
+    with pytest.raises(ConfigError, match="eval_every.*needs the classifiers"):
+        train(tiny(polymnist_dir, "polymnist_mmvae", "train.max_steps=1", "train.eval_every=1",
+                   f"train.eval_classifiers={tmp_path / 'none'}"), tmp_path / "run")
