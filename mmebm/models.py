@@ -258,6 +258,14 @@ class MultimodalVAE(nn.Module):
         return self.decode(self._join(w, z[:, None].expand(-1, M, -1)))
 
 
+    @torch.no_grad()
+    def cross_generate_all(self, x):
+        """`cross_generate(x, src)` for every single source at once, encoding x once: one
+        posterior sample z_src per source, w ~ p0(w); decoder means [M(src), B, M, *event]."""
+        z = self.encode(x).z.rsample()                                  # [B, M(src), Dz]
+        return torch.stack([self.decode_z(z[:, src]) for src in range(self.cfg.n_modalities)])
+
+
 def build_model(cfg: ModelConfig, **kw):
     return MultimodalVAE(cfg, **kw)
 

@@ -13,7 +13,8 @@ import torch
 from . import classifiers as clf
 from .evaluate import evaluate
 from .experiment import load_config
-from .train import load_checkpoint, load_run, train
+from .train import load_checkpoint, load_run, save_checkpoint, train
+from .weights import load_shipped
 
 
 def ensure_classifiers(polymnist_dir, out_dir, epochs=clf.TrainConfig.epochs, limit=None):
@@ -40,15 +41,49 @@ def ensure_trained(config, profile, run_dir, overrides=()):
     return load_run(run_dir)
 
 
-def run_dir(runs_dir, config, profile):
-    """Where `config` trained under `profile` lives: RUNS_DIR/<config>-<profile>."""
-    return Path(runs_dir) / f"{config}-{profile}"
+def run_dir(runs_dir, config, profile, seed=None):
+    """Where `config` trained under `profile` lives: RUNS_DIR/<config>-<profile>, with -s<seed>
+    appended for the seeded PolyMNIST runs (the same name under weights/ for shipped ones)."""
+    return Path(runs_dir) / (f"{config}-{profile}" + ("" if seed is None else f"-s{seed}"))
 
 
 def ensure_experiments(configs, profile, runs_dir, overrides=()):
     """`ensure_trained` for each config; returns ({config: model}, {config: run folder})."""
     dirs = {name: run_dir(runs_dir, name, profile) for name in configs}
     return {name: ensure_trained(name, profile, d, overrides)[0] for name, d in dirs.items()}, dirs
+
+
+def install_shipped(weights_dir, run_dir):
+    """Put shipped weights (mmebm.weights) into RUN_DIR as an evaluation-only checkpoint (no
+    optimizer state: `train` refuses to resume it) with the run's learning curves; returns the
+    model in eval mode. Does nothing but load if RUN_DIR already holds these weights."""
+    model, cfg, manifest = load_shipped(weights_dir)
+    run_dir = Path(run_dir)
+    ckpt = run_dir / "checkpoint.pt"
+    if not ckpt.is_file() or load_checkpoint(ckpt).get("shipped", {}).get("sha256") != manifest["sha256"]:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(ckpt, {"model": model.state_dict(), "step": manifest["steps"],
+                               "config": manifest["config"], "shipped": manifest})
+        (run_dir / "metrics.csv").write_bytes((Path(weights_dir) / "metrics.csv").read_bytes())
+    return model
+
+
+def ensure_seeded_runs(configs, profile, seeds, runs_dir, weights_dir=None, overrides=()):
+    """The runs of `configs` x `seeds`: shipped weights from WEIGHTS_DIR/<config>-<profile>-s<seed>
+    where they exist (unless weights_dir is None), else trained (or resumed) with train.seed=seed.
+    Returns {(config, seed): (model, run folder, "shipped" | "trained here")}."""
+    out = {}
+    for name in configs:
+        for seed in seeds:
+            d = run_dir(runs_dir, name, profile, seed)
+            shipped = None if weights_dir is None else run_dir(weights_dir, name, profile, seed)
+            if shipped is not None and (shipped / "manifest.json").is_file():
+                out[name, seed] = (install_shipped(shipped, d), d, "shipped")
+                print(f"{name} seed {seed}: shipped weights {shipped}")
+            else:
+                out[name, seed] = (ensure_trained(name, profile, d, [*overrides, f"train.seed={seed}"])[0], d,
+                                   "trained here")
+    return out
 
 
 def ensure_evaluated(run_dir, classifiers_dir, n_joint=10_000, device="auto"):

@@ -188,6 +188,9 @@ def train(cfg, out_dir, resume=False, progress=True):
         if not ckpt_path.is_file():
             raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}; start without --resume")
         state = load_checkpoint(ckpt_path, device)
+        if state.get("shipped"):
+            raise ConfigError(f"--resume: {ckpt_path} holds shipped weights without optimizer state; "
+                              "train into a new --out (or delete the folder) to train from scratch")
         # through from_dict first: a checkpoint from before a config key existed gets its default
         if _comparable(to_dict(from_dict(state["config"]))) != _comparable(to_dict(cfg)):
             raise ConfigError(f"--resume: the config differs from the one in {ckpt_path}; "

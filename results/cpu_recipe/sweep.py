@@ -23,7 +23,12 @@ COMMON = ["data.limit=null", "train.epochs=100", "train.eval_every=150", "train.
           "train.checkpoint_every=100000", "train.device=cpu"]
 
 # round -> {setting name: (config, [overrides])}
+NORMAL = ["model.posterior=normal", "model.prior=gaussian", "model.likelihood=normal", "model.lik_scale=0.1"]
 ROUNDS = {
+    "r2": {
+        "mmvaeplus_N0.1_lr3e-3": ("polymnist_mmvaeplus", [*NORMAL, "train.lr=3e-3", "train.amsgrad=false"]),
+        "mmvae_N0.1_lr3e-3": ("polymnist_mmvae", [*NORMAL, "train.lr=3e-3", "train.amsgrad=false"]),
+    },
     "r1": {
         "mmvaeplus_normal0.1": ("polymnist_mmvaeplus", ["model.likelihood=normal", "model.lik_scale=0.1"]),
         "mmvaeplus_normal0.1_beta0.5_lr2e-3": ("polymnist_mmvaeplus", [
