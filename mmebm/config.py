@@ -24,6 +24,7 @@ class ModelConfig:
     net: str = "resnet"           # PolyMNIST networks: resnet (MMVAE+ nets) | conv (lighter MoPoE nets,
                                   # thomassutter/MoPoE); which the paper used for the base version is not
                                   # known. CUB has its own (mmebm/cub_nets.py)
+    conv_width: int = 32          # channels of the conv nets' first layer (then 2x, 4x); MoPoE: 32
 
     # --- posteriors, w prior, likelihood
     posterior: str = "laplace"    # family of q(z|x_m), q(w|x_m), p0(w) and the auxiliary w prior; MMVAE+

@@ -172,14 +172,16 @@ def resnet_body(G):
     ), 256 * 7 * 7
 
 
-def conv_body(G, hidden):
-    """MoPoE PolyMNIST encoder: conv 3->32->64->128 (k3 s2 p1), linear to `hidden`."""
+def conv_body(G, hidden, width=32):
+    """MoPoE PolyMNIST encoder: conv 3->32->64->128 (k3 s2 p1), linear to `hidden`; `width`
+    scales the channels (32: MoPoE's)."""
+    c1, c2, c3 = width, 2 * width, 4 * width
     return GSequential(
-        GConv2d(G, 3, 32, 3, 2, 1), nn.ReLU(),    # 28 -> 14
-        GConv2d(G, 32, 64, 3, 2, 1), nn.ReLU(),   # 14 -> 7
-        GConv2d(G, 64, 128, 3, 2, 1), nn.ReLU(),  # 7 -> 4
+        GConv2d(G, 3, c1, 3, 2, 1), nn.ReLU(),    # 28 -> 14
+        GConv2d(G, c1, c2, 3, 2, 1), nn.ReLU(),   # 14 -> 7
+        GConv2d(G, c2, c3, 3, 2, 1), nn.ReLU(),   # 7 -> 4
         Flatten(G),
-        GLinear(G, 128 * 4 * 4, hidden), nn.ReLU(),
+        GLinear(G, c3 * 4 * 4, hidden), nn.ReLU(),
     ), hidden
 
 
@@ -193,7 +195,7 @@ class Encoder(CopyNet):
     `*_raw` are pre-activation scales (see distributions.posterior_scale).
     """
 
-    def __init__(self, M, z_dim, w_dim=0, net="resnet", channels_last=True):
+    def __init__(self, M, z_dim, w_dim=0, net="resnet", channels_last=True, width=32):
         super().__init__()
         self.M, self.z_dim, self.w_dim, self.channels_last = M, z_dim, w_dim, channels_last
         self.n_branch = 2 if w_dim else 1
@@ -201,7 +203,7 @@ class Encoder(CopyNet):
         if net == "resnet":
             self.body, feat = resnet_body(G)
         elif net == "conv":
-            self.body, feat = conv_body(G, z_dim + w_dim)  # MoPoE: hidden width = style + class dims
+            self.body, feat = conv_body(G, z_dim + w_dim, width)  # MoPoE: hidden width = style + class dims
         else:
             raise ValueError(f"unknown net {net!r}")
         self.head_z = GLinear(M, feat, 2 * z_dim)
@@ -232,9 +234,10 @@ class Decoder(CopyNet):
     """The M decoders p(x_m | z, w): forward(u [N, M, in_dim]) -> [N, M, 3, 28, 28] means,
     copy m decoding u[:, m]; forward(u [N, in_dim], g=m) -> [N, 3, 28, 28]."""
 
-    def __init__(self, M, in_dim, net="resnet", channels_last=True):
+    def __init__(self, M, in_dim, net="resnet", channels_last=True, width=32):
         super().__init__()
         self.M = M
+        c1, c2, c3 = width, 2 * width, 4 * width  # conv only (32: MoPoE's)
         if net == "resnet":  # MMVAE+ PolyMNIST decoder
             self.net = GSequential(
                 GLinear(M, in_dim, 256 * 7 * 7),
@@ -249,11 +252,11 @@ class Decoder(CopyNet):
             )
         elif net == "conv":  # MoPoE PolyMNIST decoder, the encoder mirrored
             self.net = GSequential(
-                GLinear(M, in_dim, 128 * 4 * 4), nn.ReLU(),
-                Unflatten(M, 128, 4, 4, channels_last),
-                GConv2d(M, 128, 64, 3, 2, 1, transpose=True), nn.ReLU(),  # 4 -> 7
-                GConv2d(M, 64, 32, 4, 2, 1, transpose=True), nn.ReLU(),   # 7 -> 14
-                GConv2d(M, 32, 3, 4, 2, 1, transpose=True),               # 14 -> 28
+                GLinear(M, in_dim, c3 * 4 * 4), nn.ReLU(),
+                Unflatten(M, c3, 4, 4, channels_last),
+                GConv2d(M, c3, c2, 3, 2, 1, transpose=True), nn.ReLU(),  # 4 -> 7
+                GConv2d(M, c2, c1, 4, 2, 1, transpose=True), nn.ReLU(),  # 7 -> 14
+                GConv2d(M, c1, 3, 4, 2, 1, transpose=True),              # 14 -> 28
             )
         else:
             raise ValueError(f"unknown net {net!r}")

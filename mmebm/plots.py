@@ -149,3 +149,30 @@ def image_text_grid(rows, width=22, cell=1.3, suptitle=None, fontsize=6):
         fig.suptitle(suptitle, fontsize=fontsize + 3)
     fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------------------- learning curves
+
+
+def learning_curves_figure(curves, names=("cross_coherence", "joint_coherence"), chance=None):
+    """One panel per metric, one colour per model, one line per seed: `curves` maps a model label
+    to a list of report.learning_curve dicts (one per seed). `chance` maps a metric to a
+    dashed reference line."""
+    fig, axes = plt.subplots(1, len(names), figsize=(5.2 * len(names), 3.6), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, name in zip(axes[0], names):
+        for i, (label, runs) in enumerate(curves.items()):
+            for j, run in enumerate(runs):
+                if name in run:
+                    steps, values = run[name]
+                    ax.plot(steps, values, color=colours[i % len(colours)], lw=1.4, alpha=0.85,
+                            label=label if j == 0 else None)
+        if chance and name in chance:
+            ax.axhline(chance[name], color="grey", ls="--", lw=0.8, label="chance")
+        ax.set_xlabel("training step")
+        ax.set_ylabel(name.replace("_", " "))
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return fig

@@ -275,13 +275,13 @@ def train(cfg, out_dir, resume=False, progress=True):
                 if board:
                     for k, v in values.items():
                         board.add_scalar(f"train/{k}", v, step)
-        if probe and (step % tc.eval_every == 0 or step == total):
-            evaluate_now()
         out_of_time = tc.time_budget_s is not None and time.perf_counter() - t0 > tc.time_budget_s
         if distributed and tc.time_budget_s is not None:  # every rank stops at the same step
             flag = torch.tensor(float(out_of_time), device=device)
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
             out_of_time = bool(flag.item())
+        if probe and (step % tc.eval_every == 0 or step == total or out_of_time):
+            evaluate_now()
         if step % tc.checkpoint_every == 0 or step == total or out_of_time:
             checkpoint()
         if out_of_time:

@@ -19,8 +19,11 @@
 # `metrics.csv`), written by `02_models`, so the table and figures can be
 # regenerated anywhere without retraining. It writes into `figures/`:
 #
-# - `table_polymnist.md` / `.csv`: joint and cross coherence, ours beside the poster's, with
-#   the profile and training budget that produced ours;
+# - `table_polymnist.md` / `.csv`: joint and cross coherence, ours (mean ± sd over seeds)
+#   beside the poster's, with the profile and training budget that produced ours, and per run
+#   the joint coherence with its 95 % binomial interval;
+# - `learning_curves.png`: cross and joint coherence against training steps, the four models
+#   in one figure (the coherence probes of the trainer, `train.eval_every`);
 # - `joint_base.png`, `joint_generalized.png`: prior samples, MMVAE vs the base version and
 #   MMVAE+ vs the generalized version (the poster's joint-generation figure);
 # - `cross_base.png`, `cross_generalized.png`: every modality generated from modality 0;
@@ -32,7 +35,8 @@ profile = "cpu"
 polymnist_dir = "../data/polymnist"
 runs_dir = "../runs"
 figures_dir = "../figures"
-seed = 0
+seeds = None  # None: every seed found in runs_dir
+seed = 0  # the figures' random draws
 n_show = 8  # samples per figure
 chain_show = [0, 5, 10, 20, 40, 60]  # Langevin steps to decode (clipped to the run's chain length)
 
@@ -45,8 +49,10 @@ import torch
 
 from mmebm import plots
 from mmebm.data import PolyMNIST
+from mmebm.report import fmt_mean_sd, learning_curve, wilson_interval
 from mmebm.runs import run_dir
-from mmebm.train import load_run
+from mmebm.train import load_checkpoint, load_run
+from mmebm.weights import train_wall_seconds
 
 # The poster's PolyMNIST numbers (SPEC.md section 6).
 PAPER = {
@@ -55,64 +61,106 @@ PAPER = {
     "polymnist_mmvaeplus": ("MMVAE+", 0.344, 0.869),
     "polymnist_mmvaeplus_ebm": ("Ours, generalized (MMVAE+ + EBM prior)", 0.878, 0.897),
 }
-runs = {name: run_dir(runs_dir, name, profile) for name in PAPER}
+if seeds is None:
+    seeds = sorted({int(d.name.rsplit("-s", 1)[1]) for d in Path(runs_dir).glob(f"polymnist_mmvae-{profile}-s*")})
+runs = {(name, k): run_dir(runs_dir, name, profile, k) for name in PAPER for k in seeds}
 missing = [str(d) for d in runs.values() if not (d / "metrics.json").is_file()]
-if missing:
-    raise FileNotFoundError(f"no evaluated runs at {missing}: run 02_models "
+if missing or not runs:
+    raise FileNotFoundError(f"no evaluated runs at {missing or runs_dir}: run 02_models "
                             f"with profile={profile!r} first (make reproduce does)")
+metrics = {key: json.loads((d / "metrics.json").read_text()) for key, d in runs.items()}
 
 # %% [markdown]
 # ## The table
+#
+# One row per model: coherence as mean ± sd over the seeds, the poster's beside it, and what
+# the numbers cost. "weights" says whether the runs were trained by this `make reproduce`
+# or shipped with the repository (then the manifest says where and when they were trained).
 
 # %%
-def train_seconds(run_dir):
-    """Training wall time of a run (summed over resumed sessions), from its metrics.csv."""
-    rows = csv.DictReader(open(run_dir / "metrics.csv"))
-    return sum(float(r["value"]) for r in rows if r["name"] == "wall_s")
+def source(d):
+    state = load_checkpoint(d / "checkpoint.pt")
+    if "shipped" not in state:
+        return "trained here", None
+    return "shipped", state["shipped"]
 
 
-rows = []
+rows, per_run = [], []
 for name, (label, paper_joint, paper_cross) in PAPER.items():
-    m = json.loads((runs[name] / "metrics.json").read_text())
-    cfg = m["config"]
+    ms = [metrics[name, k] for k in seeds]
+    cfg = ms[0]["config"]
+    kinds = {source(runs[name, k])[0] for k in seeds}
+    minutes = [train_wall_seconds(runs[name, k] / "metrics.csv") / 60 for k in seeds]
     rows.append({
         "model": label,
-        "joint (ours)": round(m["joint_coherence"], 3),
-        "cross (ours)": round(m["cross_coherence"], 3),
-        "joint, z~p0 (ours)": round(m["joint_coherence_p0"], 3) if "joint_coherence_p0" in m else "",
+        "joint (ours)": fmt_mean_sd(m["joint_coherence"] for m in ms),
+        "cross (ours)": fmt_mean_sd(m["cross_coherence"] for m in ms),
+        "joint, z~p0 (ours)": fmt_mean_sd(m["joint_coherence_p0"] for m in ms) if "joint_coherence_p0" in ms[0] else "",
         "joint (paper)": paper_joint,
         "cross (paper)": paper_cross,
+        "seeds": len(seeds),
         "profile": profile,
+        "weights": "/".join(sorted(kinds)),
         "nets": cfg["model"]["net"],
-        "steps": m["step"],
+        "steps": "/".join(sorted({str(m["step"]) for m in ms})),
         "batch": cfg["train"]["batch_size"],
-        "train tuples": cfg["data"]["limit"] or 60000,
-        "train time (s)": round(train_seconds(runs[name])),
-        "test tuples": m["n_test"],
-        "joint samples": m["n_joint"],
+        "train min per run": f"{sum(minutes) / len(minutes):.0f}",
+        "test tuples": ms[0]["n_test"],
+        "joint samples": ms[0]["n_joint"],
     })
+    for k, m in zip(seeds, ms):
+        n = m["n_joint"]
+        lo, hi = wilson_interval(round(m["joint_coherence"] * n), n)
+        kind, manifest = source(runs[name, k])
+        per_run.append({"model": label, "seed": k, "joint": f"{m['joint_coherence']:.3f}",
+                        "joint 95% interval": f"[{lo:.3f}, {hi:.3f}]", "cross": f"{m['cross_coherence']:.3f}",
+                        "steps": m["step"], "weights": kind,
+                        "trained on": manifest["machine"]["processor"] if manifest else "this machine"})
 
-columns = list(rows[0])
+
+def markdown(rows):
+    columns = list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return "\n".join(lines + ["| " + " | ".join(str(r[c]) for c in columns) + " |" for r in rows])
+
+
 Path(figures_dir).mkdir(parents=True, exist_ok=True)
 with open(Path(figures_dir) / "table_polymnist.csv", "w", newline="") as f:
-    w = csv.DictWriter(f, columns)
+    w = csv.DictWriter(f, list(rows[0]))
     w.writeheader()
     w.writerows(rows)
-lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-lines += ["| " + " | ".join(str(r[c]) for c in columns) + " |" for r in rows]
-table = "\n".join(lines)
+table = markdown(rows)
 (Path(figures_dir) / "table_polymnist.md").write_text(
-    f"PolyMNIST coherence, profile `{profile}` (ours) beside the poster's numbers.\n\n{table}\n")
+    f"PolyMNIST coherence, profile `{profile}` (ours: mean ± sd over {len(seeds)} seed(s)) beside the "
+    f"poster's numbers.\n\n{table}\n\nPer run: joint coherence of {ms[0]['n_joint']} prior samples with its "
+    f"95 % Wilson interval.\n\n{markdown(per_run)}\n")
 print(table)
+print()
+print(markdown(per_run))
+
+# %% [markdown]
+# ## Learning curves
+#
+# Coherence measured while training (cross coherence on a fixed subset of test tuples, joint
+# coherence of prior samples; `train.eval_every`), one colour per model, one line per seed.
+# This is the view that tells whether a run has learned at all: at chance, cross coherence is
+# about 0.1.
+
+# %%
+curves = {PAPER[name][0]: [learning_curve(runs[name, k]) for k in seeds] for name in PAPER}
+if any(c for runs_ in curves.values() for c in runs_):
+    fig = plots.learning_curves_figure(curves, chance={"cross_coherence": 0.1})
+    plots.save(fig, f"{figures_dir}/learning_curves.png")
+else:
+    print("these runs were trained without coherence probes (train.eval_every=0): no learning curves")
 
 # %% [markdown]
 # The classifiers that score the coherences, and the digits that the joint samples were
 # classified as by modality 0 (a prior stuck on one digit would be trivially coherent):
 
 # %%
-for name in PAPER:
-    m = json.loads((runs[name] / "metrics.json").read_text())
-    print(f"{name:<25} digits of joint samples: {m['joint_digit_histogram']}")
+for (name, k), m in metrics.items():
+    print(f"{name:<25} seed {k}: digits of joint samples: {m['joint_digit_histogram']}")
 print("classifier accuracy:", [round(a, 4) for a in m["classifier_accuracy"]])
 
 # %% [markdown]
@@ -122,7 +170,7 @@ print("classifier accuracy:", [round(a, 4) for a in m["classifier_accuracy"]])
 # MMVAE+), columns the five modalities. Coherent samples write one digit across a row.
 
 # %%
-models = {name: load_run(run)[0] for name, run in runs.items()}
+models = {name: load_run(runs[name, seeds[0]])[0] for name in PAPER}  # the figures show the first seed
 modality_labels = [f"m{m}" for m in range(5)]
 for version, (base, ebm) in {"base": ("polymnist_mmvae", "polymnist_mmvae_ebm"),
                              "generalized": ("polymnist_mmvaeplus", "polymnist_mmvaeplus_ebm")}.items():

@@ -233,3 +233,17 @@ def test_model_helper_refuses_mismatched_data(trained):
     with pytest.raises(ValueError, match="modalities"):
         model_cross_coherence(RealDataModel(None), data, trained, progress=False)
 
+
+
+def test_wilson_interval_known_values():
+    from mmebm.report import mean_sd, wilson_interval
+
+    # Newcombe (1998), Stat. Med. 17:857, table I: 15/148 -> (0.0624, 0.1605), 0/10 -> (0, 0.2775)
+    lo, hi = wilson_interval(15, 148)
+    assert abs(lo - 0.0624) < 5e-5 and abs(hi - 0.1605) < 5e-5
+    lo, hi = wilson_interval(0, 10)
+    assert lo == 0.0 and abs(hi - 0.2775) < 5e-4
+    lo, hi = wilson_interval(10, 10)
+    assert abs(lo - 0.7225) < 5e-4 and abs(hi - 1.0) < 1e-12
+    mean, sd = mean_sd([0.5, 0.7, 0.6])
+    assert abs(mean - 0.6) < 1e-12 and abs(sd - 0.1) < 1e-12

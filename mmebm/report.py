@@ -1,0 +1,46 @@
+"""Numbers for the tables: binomial intervals, mean and spread over seeds, learning curves.
+
+    wilson_interval(k, n)          -> (low, high), the 95 % Wilson score interval of k / n
+    mean_sd([0.61, 0.64, 0.59])    -> (mean, sample sd); sd is nan for one value
+    learning_curve(run_dir)        -> {name: (steps, values)} from the eval rows of metrics.csv
+"""
+
+import csv
+import math
+import statistics
+from pathlib import Path
+
+Z95 = 1.959963984540054  # the 0.975 quantile of N(0, 1)
+
+
+def wilson_interval(k, n, z=Z95):
+    """Wilson score interval of a binomial proportion k / n (stays inside [0, 1], sensible at 0 and n)."""
+    if n <= 0:
+        raise ValueError("n must be positive")
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def mean_sd(values):
+    """Mean and sample standard deviation (n - 1); the sd of a single value is nan."""
+    values = list(values)
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else float("nan")
+
+
+def fmt_mean_sd(values, digits=3):
+    mean, sd = mean_sd(values)
+    return f"{mean:.{digits}f}" if math.isnan(sd) else f"{mean:.{digits}f} ± {sd:.{digits}f}"
+
+
+def learning_curve(run_dir):
+    """The coherence probes of a run (train.eval_every): {name: (steps, values)}, steps ascending."""
+    curves = {}
+    with open(Path(run_dir) / "metrics.csv", newline="") as f:
+        for r in csv.DictReader(f):
+            if r["split"] == "eval":
+                steps, values = curves.setdefault(r["name"], ([], []))
+                steps.append(int(r["step"]))
+                values.append(float(r["value"]))
+    return curves
