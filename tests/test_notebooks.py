@@ -16,7 +16,8 @@ NOTEBOOKS = REPO / "notebooks"
 
 # Two optimizer steps of small conv models: the notebooks' code paths, not their results.
 TINY_MODEL = ["model.net=conv", "model.z_dim=8", "model.w_dim=4", "model.langevin_steps=5", "data.limit=256",
-              "data.test_limit=200", "train.batch_size=32", "train.max_steps=2"]
+              "data.test_limit=200", "train.batch_size=32", "train.max_steps=2", "train.eval_test=50",
+              "train.eval_joint=50"]
 
 
 TINY_CUB = ["model.z_dim=8", "model.w_dim=4", "model.langevin_steps=5", "data.limit=64", "train.batch_size=32",
@@ -26,13 +27,14 @@ TINY_CUB = ["model.z_dim=8", "model.w_dim=4", "model.langevin_steps=5", "data.li
 @pytest.fixture(scope="module")
 def tiny_runs(polymnist_dir, tmp_path_factory):
     """The four PolyMNIST runs, tiny, trained and evaluated: what 03_results reads."""
-    from mmebm.runs import ensure_classifiers, ensure_evaluated, ensure_trained
+    from mmebm.runs import ensure_classifiers, ensure_evaluated, ensure_trained, run_dir
 
     root = tmp_path_factory.mktemp("runs")
     ensure_classifiers(polymnist_dir, root / "classifiers", epochs=1, limit=2000)
     for name in ("polymnist_mmvae", "polymnist_mmvae_ebm", "polymnist_mmvaeplus", "polymnist_mmvaeplus_ebm"):
-        run = root / f"{name}-cpu"
-        ensure_trained(name, "cpu", run, [f"data.root={polymnist_dir}", "train.device=cpu", *TINY_MODEL])
+        run = run_dir(root, name, "cpu", 0)
+        ensure_trained(name, "cpu", run, [f"data.root={polymnist_dir}", "train.device=cpu",
+                                          f"train.eval_classifiers={root / 'classifiers'}", *TINY_MODEL])
         ensure_evaluated(run, root / "classifiers", n_joint=100, device="cpu")
     return root
 
@@ -48,7 +50,7 @@ def tiny_parameters(name, data_root, polymnist_dir, tmp, request):
     return {
         "00_polymnist": dict(common, out_dir=str(tmp / "polymnist"), limit=1000, n_show=4),
         "01_objectives": dict(common, n_samples=2000, n_iters=150, n_iters_vae=150, batch_size=128),
-        "02_models": dict(tiny_run, polymnist_dir=str(polymnist_dir)),
+        "02_models": dict(tiny_run, polymnist_dir=str(polymnist_dir), weights_dir=str(tmp / "no_weights")),
         "04_cub": dict(common, runs_dir=str(tmp / "runs"), cache_dir=str(tmp / "cub_cache"), device="cpu",
                        overrides=TINY_CUB, n_chains=3, chain_show=[0, 2, 5], n_show=3, n_score=50),
     }[name]

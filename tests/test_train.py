@@ -14,7 +14,8 @@ from mmebm.train import NonFiniteLoss, load_checkpoint, train
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["model.net=conv", "model.z_dim=8", "model.w_dim=4", "model.langevin_steps=5", "data.limit=128",
-        "train.batch_size=32", "train.epochs=10", "train.checkpoint_every=1000", "train.log_every=1", "train.device=cpu"]
+        "train.batch_size=32", "train.epochs=10", "train.checkpoint_every=1000", "train.log_every=1", "train.device=cpu",
+        "train.eval_every=0"]
 
 
 def tiny(polymnist_dir, name="polymnist_mmvaeplus_ebm", *more):
@@ -79,6 +80,19 @@ def test_every_config_and_profile_loads():
             cfg = load_config(name, profile)
             assert cfg.name == name and (cfg.model.prior == "ebm") == name.endswith("_ebm")
     assert load_config("polymnist_mmvaeplus", "paper").train.epochs == 250
+
+
+def test_paper_profile_stays_the_papers():
+    """The cpu recipe lives in profile sections; the paper profile keeps the MMVAE+ settings."""
+    for name in ("polymnist_mmvae", "polymnist_mmvaeplus", "polymnist_mmvaeplus_ebm"):
+        cfg = load_config(name, "paper")
+        m, t = cfg.model, cfg.train
+        assert (m.likelihood, m.lik_scale, m.posterior, m.net) == ("laplace", 0.75, "laplace", "resnet")
+        assert (t.lr, t.amsgrad, t.batch_size, t.epochs, t.max_steps, cfg.data.limit) == (1e-3, True, 128, 250, None, None)
+        assert m.prior == ("ebm" if name.endswith("_ebm") else "laplace")
+    cpu = {n: load_config(n, "cpu").model for n in ("polymnist_mmvae", "polymnist_mmvae_ebm")}
+    assert cpu["polymnist_mmvae"].prior == "gaussian" and cpu["polymnist_mmvae_ebm"].prior == "ebm"
+    assert cpu["polymnist_mmvae_ebm"].ebm_base == "gaussian"  # the twins differ by the tilting alone
 
 
 def test_two_process_gloo(polymnist_dir, tmp_path):

@@ -1,0 +1,73 @@
+"""Shipped weights: fp16 export with a manifest, the hash check, evaluation-only install."""
+
+import json
+
+import pytest
+import torch
+
+from mmebm.experiment import ConfigError, load_config
+from mmebm.runs import ensure_seeded_runs, install_shipped, run_dir
+from mmebm.train import load_checkpoint, load_run, train
+from mmebm.weights import ShippedWeightsError, check, export, load_shipped
+
+TINY = ["model.net=conv", "model.z_dim=8", "model.w_dim=4", "model.langevin_steps=5", "data.limit=128",
+        "train.batch_size=32", "train.max_steps=3", "train.eval_every=0", "train.device=cpu"]
+
+
+@pytest.fixture(scope="module")
+def trained(polymnist_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("weights")
+    cfg = load_config("polymnist_mmvaeplus_ebm", "cpu", [f"data.root={polymnist_dir}", *TINY])
+    train(cfg, root / "run", progress=False)
+    return root / "run"
+
+
+def test_export_is_fp16_with_a_manifest_and_loads_back_close(trained, tmp_path):
+    manifest = export(trained, tmp_path / "shipped", machine={"processor": "test", "sgemm_gflops": 1.0})
+    state = torch.load(tmp_path / "shipped" / "model.pt", weights_only=True)
+    assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
+    assert manifest["steps"] == 3 and manifest["config"]["name"] == "polymnist_mmvaeplus_ebm"
+    assert json.loads((tmp_path / "shipped" / "manifest.json").read_text()) == json.loads(json.dumps(manifest))
+    assert len(manifest["sha256"]) == 64 and manifest["train_wall_s"] > 0
+    original, _ = load_run(trained)
+    shipped, cfg, _ = load_shipped(tmp_path / "shipped")
+    torch.manual_seed(0)
+    z = torch.randn(4, cfg.model.z_dim)
+    w = torch.randn(4, 5, cfg.model.w_dim)
+    # fp16 keeps about 3 significant digits of every weight
+    torch.testing.assert_close(shipped.decode_z(z, w), original.decode_z(z, w), rtol=2e-2, atol=2e-2)
+    for k, v in shipped.state_dict().items():
+        assert v.dtype == original.state_dict()[k].dtype
+
+
+def test_a_damaged_file_is_refused(trained, tmp_path):
+    export(trained, tmp_path / "shipped", machine={"processor": "test"})
+    check(tmp_path / "shipped")
+    path = tmp_path / "shipped" / "model.pt"
+    data = bytearray(path.read_bytes())
+    data[-20] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ShippedWeightsError, match="sha256"):
+        load_shipped(tmp_path / "shipped")
+    with pytest.raises(ShippedWeightsError, match="manifest"):
+        check(tmp_path)
+
+
+def test_installed_weights_evaluate_but_do_not_resume(trained, polymnist_dir, tmp_path):
+    export(trained, tmp_path / "weights" / "polymnist_mmvaeplus_ebm-cpu-s0", machine={"processor": "test"})
+    runs = ensure_seeded_runs(["polymnist_mmvaeplus_ebm"], "cpu", [0], tmp_path / "runs", tmp_path / "weights",
+                              [f"data.root={polymnist_dir}", *TINY])
+    model, d, source = runs["polymnist_mmvaeplus_ebm", 0]
+    assert source == "shipped" and d == run_dir(tmp_path / "runs", "polymnist_mmvaeplus_ebm", "cpu", 0)
+    state = load_checkpoint(d / "checkpoint.pt")
+    assert state["step"] == 3 and state["shipped"]["sha256"] and "opt_vae" not in state
+    assert (d / "metrics.csv").read_text() == (trained / "metrics.csv").read_text()
+    assert install_shipped(tmp_path / "weights" / "polymnist_mmvaeplus_ebm-cpu-s0", d) is not None  # idempotent
+    cfg = load_config("polymnist_mmvaeplus_ebm", "cpu", [f"data.root={polymnist_dir}", *TINY, "train.max_steps=4"])
+    with pytest.raises(ConfigError, match="shipped weights"):
+        train(cfg, d, resume=True)
+    # without shipped weights for a seed, that run is trained here
+    runs = ensure_seeded_runs(["polymnist_mmvaeplus_ebm"], "cpu", [1], tmp_path / "runs", tmp_path / "weights",
+                              [f"data.root={polymnist_dir}", *TINY])
+    assert runs["polymnist_mmvaeplus_ebm", 1][2] == "trained here"
+    assert load_checkpoint(runs["polymnist_mmvaeplus_ebm", 1][1] / "checkpoint.pt")["config"]["train"]["seed"] == 1
