@@ -176,3 +176,44 @@ def learning_curves_figure(curves, names=("cross_coherence", "joint_coherence"),
     axes[0][0].legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------------------- the EBM prior over the posteriors
+
+
+@torch.no_grad()
+def energy_landscape_figure(model, x, y, n_samples=1000, grid=80, title=None):
+    """Where the EBM prior puts its mass, against where the data's posteriors are.
+
+    The unimodal posterior means of test tuples x (all modalities, labelled by their digit y) are
+    projected on their first two principal axes; the background is the tilting f_alpha (left:
+    low energy = more mass than p0 gives) and the full energy f_alpha - log p0 (right) on that
+    plane through the posterior mean; black dots are Langevin samples z ~ p_alpha. If the prior
+    closes the holes between digit clusters, the low-energy regions sit on the clusters.
+    """
+    z = model.encode(x).z.loc.flatten(0, 1)                       # [N*M, D]
+    labels = y.repeat_interleave(x.shape[1]).cpu()
+    centre = z.mean(0)
+    _, _, v = torch.pca_lowrank(z - centre, q=2, center=False)    # [D, 2]
+    pc = ((z - centre) @ v).cpu()
+    torch.manual_seed(0)
+    samples = ((model.prior.sample(n_samples) - centre) @ v).cpu()
+    lo = torch.minimum(pc.min(0).values, samples.min(0).values) - 0.5
+    hi = torch.maximum(pc.max(0).values, samples.max(0).values) + 0.5
+    a, b = torch.meshgrid(torch.linspace(lo[0], hi[0], grid), torch.linspace(lo[1], hi[1], grid), indexing="xy")
+    plane = centre + torch.stack([a, b], -1).reshape(-1, 2).to(z) @ v.T
+    panels = {"tilting f_alpha(z)": model.prior.f_alpha(plane), "energy f_alpha(z) - log p0(z)": model.prior.energy(plane)}
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.2), layout="constrained")
+    for ax, (name, e) in zip(axes, panels.items()):
+        cs = ax.contourf(a, b, e.reshape(grid, grid).cpu(), levels=30, cmap="viridis")
+        fig.colorbar(cs, ax=ax, fraction=0.046)
+        sc = ax.scatter(pc[:, 0], pc[:, 1], c=labels, cmap="tab10", s=4, alpha=0.6, vmin=-0.5, vmax=9.5)
+        ax.scatter(samples[:, 0], samples[:, 1], c="black", s=2, alpha=0.5, label="z ~ p_alpha (Langevin)")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("principal axis 1 of the posterior means")
+    axes[0].set_ylabel("principal axis 2")
+    fig.colorbar(sc, ax=axes, ticks=range(10), label="digit of the posterior means", location="bottom", shrink=0.5)
+    axes[0].legend(fontsize=7, loc="upper right")
+    if title:
+        fig.suptitle(title)
+    return fig
