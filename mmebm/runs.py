@@ -17,9 +17,14 @@ from .train import load_checkpoint, load_run, save_checkpoint, train
 from .weights import load_shipped
 
 
-def ensure_classifiers(polymnist_dir, out_dir, epochs=clf.TrainConfig.epochs, limit=None):
-    """The coherence classifiers in `out_dir`, trained first if missing."""
-    if not (Path(out_dir) / clf.INFO_FILE).is_file():
+def ensure_classifiers(polymnist_dir, out_dir, epochs=clf.TrainConfig.epochs, limit=None, shipped=None):
+    """The coherence classifiers in `out_dir`: copied from `shipped` (a folder written by
+    Classifiers.save, e.g. weights/classifiers) if it holds them, else trained, unless already there."""
+    out_dir = Path(out_dir)
+    if not (out_dir / clf.INFO_FILE).is_file() and shipped is not None and (Path(shipped) / clf.INFO_FILE).is_file():
+        clf.Classifiers.load(shipped).save(out_dir, {k: v for k, v in json.loads(
+            (Path(shipped) / clf.INFO_FILE).read_text()).items() if k not in ("n_modalities", "files", "test_accuracy")})
+    if not (out_dir / clf.INFO_FILE).is_file():
         argv = ["--data", str(polymnist_dir), "--out", str(out_dir), "--epochs", str(epochs)]
         threads = torch.get_num_threads()  # the CLI picks its own thread count; keep ours
         try:

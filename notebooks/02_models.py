@@ -111,11 +111,14 @@ from mmebm.runs import coherence_table, ensure_classifiers, ensure_evaluated, en
 
 root = resolve_data_root(data_root)
 ensure_polymnist(polymnist_dir, root / "mnist", root / "polymnist" / "backgrounds", progress=False)
-classifiers = ensure_classifiers(polymnist_dir, classifiers_dir, classifier_epochs, classifier_limit)
+classifiers = ensure_classifiers(polymnist_dir, classifiers_dir, classifier_epochs, classifier_limit,
+                                 shipped=None if train_models else f"{weights_dir}/classifiers")
 
 # %% [markdown]
 # The coherence metrics classify generated digits with one classifier per modality, trained
-# here on PolyMNIST (architecture of the MMVAE+ evaluation code; `python -m mmebm.classifiers`).
+# on PolyMNIST (architecture of the MMVAE+ evaluation code; `python -m mmebm.classifiers`). The
+# classifiers that judged the shipped runs ship beside them (`weights/classifiers`), so the
+# table is judged by the same weights everywhere; with `train_models = True` they are trained here.
 
 # %%
 print("classifier test accuracy per modality:", [round(a, 4) for a in classifiers.test_accuracy])
