@@ -71,3 +71,29 @@ def test_installed_weights_evaluate_but_do_not_resume(trained, polymnist_dir, tm
                               [f"data.root={polymnist_dir}", *TINY])
     assert runs["polymnist_mmvaeplus_ebm", 1][2] == "trained here"
     assert load_checkpoint(runs["polymnist_mmvaeplus_ebm", 1][1] / "checkpoint.pt")["config"]["train"]["seed"] == 1
+
+
+def test_committed_weights_match_their_manifests_and_the_configs():
+    """Every shipped run in weights/ passes its hash check, and its config is what the cpu
+    profile gives today (so `make reproduce TRAIN=1` retrains the same thing), up to run control."""
+    from pathlib import Path
+
+    from mmebm.experiment import to_dict
+    from mmebm.train import _comparable
+
+    root = Path(__file__).resolve().parents[1] / "weights"
+    shipped = sorted(d.parent for d in root.glob("*/manifest.json"))
+    if not shipped:
+        pytest.skip("no shipped weights in this checkout")
+    for d in shipped:
+        manifest = check(d)
+        name, profile, seed = d.name.rsplit("-", 2)
+        cfg = load_config(name, profile, [f"train.seed={seed[1:]}"])
+        ignore = {"root"}  # where the data lived on the training machine
+        saved = _comparable(manifest["config"])
+        now = _comparable(json.loads(json.dumps(to_dict(cfg))))
+        for part in ("model", "train"):
+            assert saved[part] == now[part], f"{d}: {part} differs from configs/ + profile {profile}"
+        assert {k: v for k, v in saved["data"].items() if k not in ignore} == \
+            {k: v for k, v in now["data"].items() if k not in ignore}
+        assert manifest["steps"] == cfg.train.max_steps, f"{d}: shipped at step {manifest['steps']}"
