@@ -9,10 +9,11 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 from . import classifiers as clf
 from .evaluate import evaluate
-from .experiment import load_config
+from .experiment import from_dict, load_config, to_dict
 from .train import load_checkpoint, load_run, save_checkpoint, train
 from .weights import load_shipped
 
@@ -58,36 +59,60 @@ def ensure_experiments(configs, profile, runs_dir, overrides=()):
     return {name: ensure_trained(name, profile, d, overrides)[0] for name, d in dirs.items()}, dirs
 
 
-def install_shipped(weights_dir, run_dir):
+def install_shipped(weights_dir, run_dir, data_overrides=()):
     """Put shipped weights (mmebm.weights) into RUN_DIR as an evaluation-only checkpoint (no
     optimizer state: `train` refuses to resume it) with the run's learning curves; returns the
-    model in eval mode. Does nothing but load if RUN_DIR already holds these weights."""
-    model, cfg, manifest = load_shipped(weights_dir)
+    model in eval mode. `data_overrides` ("data.root=...") say where the data is on this machine.
+    Does nothing but load if RUN_DIR already holds these weights; refuses to overwrite a run
+    that was trained here."""
+    model, _, manifest = load_shipped(weights_dir)
     run_dir = Path(run_dir)
     ckpt = run_dir / "checkpoint.pt"
-    if not ckpt.is_file() or load_checkpoint(ckpt).get("shipped", {}).get("sha256") != manifest["sha256"]:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(ckpt, {"model": model.state_dict(), "step": manifest["steps"],
-                               "config": manifest["config"], "shipped": manifest})
-        (run_dir / "metrics.csv").write_bytes((Path(weights_dir) / "metrics.csv").read_bytes())
+    if ckpt.is_file():
+        old = load_checkpoint(ckpt).get("shipped")
+        if old is None:
+            raise FileExistsError(f"{run_dir} holds a run trained here; install shipped weights elsewhere")
+        if old["sha256"] == manifest["sha256"]:
+            return model
+    config = from_dict(manifest["config"])
+    for item in data_overrides:
+        key, value = item.split("=", 1)
+        setattr(config.data, key.removeprefix("data."), yaml.safe_load(value))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(ckpt, {"model": model.state_dict(), "step": manifest["steps"], "config": to_dict(config),
+                           "shipped": manifest})
+    (run_dir / "metrics.csv").write_bytes((Path(weights_dir) / "metrics.csv").read_bytes())
     return model
+
+
+INDEX_FILE = "polymnist_runs.json"
 
 
 def ensure_seeded_runs(configs, profile, seeds, runs_dir, weights_dir=None, overrides=()):
     """The runs of `configs` x `seeds`: shipped weights from WEIGHTS_DIR/<config>-<profile>-s<seed>
-    where they exist (unless weights_dir is None), else trained (or resumed) with train.seed=seed.
-    Returns {(config, seed): (model, run folder, "shipped" | "trained here")}."""
+    where they exist (unless weights_dir is None), installed into RUNS_DIR/<that name>-shipped,
+    else trained (or resumed) with train.seed=seed into RUNS_DIR/<config>-<profile>-s<seed>.
+    Writes RUNS_DIR/polymnist_runs.json, the list the results notebook reads. Returns
+    {(config, seed): (model, run folder, "shipped" | "trained here")}."""
     out = {}
     for name in configs:
         for seed in seeds:
             d = run_dir(runs_dir, name, profile, seed)
             shipped = None if weights_dir is None else run_dir(weights_dir, name, profile, seed)
             if shipped is not None and (shipped / "manifest.json").is_file():
-                out[name, seed] = (install_shipped(shipped, d), d, "shipped")
+                d = d.with_name(d.name + "-shipped")
+                data = [o for o in overrides if o.startswith("data.")]
+                out[name, seed] = (install_shipped(shipped, d, data), d, "shipped")
                 print(f"{name} seed {seed}: shipped weights {shipped}")
             else:
+                if weights_dir is not None:
+                    print(f"{name} seed {seed}: no shipped weights at {shipped}; training here")
                 out[name, seed] = (ensure_trained(name, profile, d, [*overrides, f"train.seed={seed}"])[0], d,
                                    "trained here")
+    index = [{"config": name, "seed": seed, "run": str(d), "weights": source}
+             for (name, seed), (_, d, source) in out.items()]
+    Path(runs_dir).mkdir(parents=True, exist_ok=True)
+    (Path(runs_dir) / INDEX_FILE).write_text(json.dumps({"profile": profile, "runs": index}, indent=2) + "\n")
     return out
 
 

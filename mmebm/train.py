@@ -173,7 +173,6 @@ def train(cfg, out_dir, resume=False, progress=True):
 
     out_dir = Path(out_dir)
     ckpt_path = out_dir / "checkpoint.pt"
-    probe = coherence_probe(cfg, device) if main else None  # before seeding: building it draws random numbers
     torch.manual_seed(tc.seed)
     data, take = load_experiment_data(cfg, "train", device, cfg.data.limit)
     set_vocab_size(cfg, data)
@@ -239,6 +238,10 @@ def train(cfg, out_dir, resume=False, progress=True):
         if tc.tensorboard:
             from torch.utils.tensorboard import SummaryWriter  # needs `pip install tensorboard`
             board = SummaryWriter(out_dir / "tensorboard")
+    probe = None
+    if main and step < total:  # a finished run only loads: it needs no classifiers
+        with torch.random.fork_rng(devices=[]):  # building the probe draws random numbers (classifier init)
+            probe = coherence_probe(cfg, device)
     eval_s = 0.0
 
     def evaluate_now():

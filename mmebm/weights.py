@@ -158,6 +158,9 @@ def main(argv=None):
         return 0
     root = Path(args.root)
     folders = [root] if (root / MANIFEST_FILE).is_file() else sorted(d.parent for d in root.glob(f"*/{MANIFEST_FILE}"))
+    if not folders:
+        print(f"error: no shipped run (no {MANIFEST_FILE}) in {root}", file=sys.stderr)
+        return 2
     try:
         for d in folders:
             m = check(d)

@@ -73,7 +73,8 @@
 # | networks | `resnet` (MMVAE+) in `paper`, the lighter `conv` (MoPoE) in `cpu` | MMVAE+ / our CPU budget |
 #
 # The `cpu` profile departs from these settings where a 2-core CPU needs it (each departure is
-# named, with the measurement behind it, in `configs/profiles/cpu.yaml` and the README); the
+# named, with the measurement behind it, in `configs/polymnist.yaml`; the sweep is in
+# `results/cpu_recipe/`, the list in the README); the
 # `paper` profile runs them as they are (250 epochs) on a GPU.
 #
 # **Shipped weights.** Training the `cpu` profile far enough for the models to learn digits
@@ -93,7 +94,7 @@ figures_dir = "../figures"
 weights_dir = "../weights"  # shipped runs (see above)
 train_models = False  # True: train every run here instead of evaluating shipped weights
 device = "auto"
-seeds = [0]  # train.seed of each run; the committed table uses three
+seeds = [0]  # train.seed of each run (weights/ ships seed 0 so far)
 seed = 0  # the figures' random draws
 n_joint = 10_000  # prior samples for joint coherence
 # extra key=value config overrides (the tests use tiny ones)
@@ -117,8 +118,9 @@ classifiers = ensure_classifiers(polymnist_dir, classifiers_dir, classifier_epoc
 # %% [markdown]
 # The coherence metrics classify generated digits with one classifier per modality, trained
 # on PolyMNIST (architecture of the MMVAE+ evaluation code; `python -m mmebm.classifiers`). The
-# classifiers that judged the shipped runs ship beside them (`weights/classifiers`), so the
-# table is judged by the same weights everywhere; with `train_models = True` they are trained here.
+# classifiers that judged the shipped runs ship beside them (`weights/classifiers`) and are
+# copied into `classifiers_dir` when it holds none yet, so a fresh clone's table is judged by the
+# same weights as ours; with `train_models = True` they are trained here.
 
 # %%
 print("classifier test accuracy per modality:", [round(a, 4) for a in classifiers.test_accuracy])

@@ -19,9 +19,10 @@
 # `metrics.csv`), written by `02_models`, so the table and figures can be
 # regenerated anywhere without retraining. It writes into `figures/`:
 #
-# - `table_polymnist.md` / `.csv`: joint and cross coherence, ours (mean ± sd over seeds)
-#   beside the poster's, with the profile and training budget that produced ours, and per run
-#   the joint coherence with its 95 % binomial interval;
+# - `table_polymnist.md`: joint and cross coherence, ours (mean ± sd over seeds) beside the
+#   poster's, with the profile and training budget that produced ours, and per run the joint
+#   coherence with its 95 % binomial interval; the same numbers in `table_polymnist.csv` (mean
+#   and sd per model and metric) and `table_polymnist_runs.csv` (per run);
 # - `learning_curves.png`: cross and joint coherence against training steps, the four models
 #   in one figure (the coherence probes of the trainer, `train.eval_every`);
 # - `joint_base.png`, `joint_generalized.png`: prior samples, MMVAE vs the base version and
@@ -37,7 +38,6 @@ profile = "cpu"
 polymnist_dir = "../data/polymnist"
 runs_dir = "../runs"
 figures_dir = "../figures"
-seeds = None  # None: every seed found in runs_dir
 seed = 0  # the figures' random draws
 n_show = 8  # samples per figure
 chain_show = [0, 5, 10, 20, 40, 60]  # Langevin steps to decode (clipped to the run's chain length)
@@ -51,8 +51,8 @@ import torch
 
 from mmebm import plots
 from mmebm.data import PolyMNIST
-from mmebm.report import fmt_mean_sd, learning_curve, wilson_interval
-from mmebm.runs import run_dir
+from mmebm.report import fmt_mean_sd, learning_curve, mean_sd, wilson_interval
+from mmebm.runs import INDEX_FILE
 from mmebm.train import load_checkpoint, load_run
 from mmebm.weights import train_wall_seconds
 
@@ -63,13 +63,18 @@ PAPER = {
     "polymnist_mmvaeplus": ("MMVAE+", 0.344, 0.869),
     "polymnist_mmvaeplus_ebm": ("Ours, generalized (MMVAE+ + EBM prior)", 0.878, 0.897),
 }
-if seeds is None:
-    seeds = sorted({int(d.name.rsplit("-s", 1)[1]) for d in Path(runs_dir).glob(f"polymnist_mmvae-{profile}-s*")})
-runs = {(name, k): run_dir(runs_dir, name, profile, k) for name in PAPER for k in seeds}
-missing = [str(d) for d in runs.values() if not (d / "metrics.json").is_file()]
-if missing or not runs:
-    raise FileNotFoundError(f"no evaluated runs at {missing or runs_dir}: run 02_models "
-                            f"with profile={profile!r} first (make reproduce does)")
+# the runs 02_models trained or installed last, listed in runs_dir (run folders relative to the notebooks)
+index_path = Path(runs_dir) / INDEX_FILE
+index = json.loads(index_path.read_text()) if index_path.is_file() else {"profile": None, "runs": []}
+if index["profile"] != profile:
+    raise FileNotFoundError(f"no {profile!r} runs listed in {index_path}: run 02_models with "
+                            f"profile={profile!r} first (make reproduce does)")
+runs = {(r["config"], r["seed"]): Path(r["run"]) for r in index["runs"] if r["config"] in PAPER}
+seeds = sorted({k for _, k in runs})
+missing = [f"{name} seed {k}" for name in PAPER for k in seeds if (name, k) not in runs]
+missing += [str(d) for d in runs.values() if not (d / "metrics.json").is_file()]
+if missing:
+    raise FileNotFoundError(f"runs missing or not evaluated: {missing}; run 02_models first")
 metrics = {key: json.loads((d / "metrics.json").read_text()) for key, d in runs.items()}
 
 # %% [markdown]
@@ -87,10 +92,13 @@ def source(d):
     return "shipped", state["shipped"]
 
 
-rows, per_run = [], []
+rows, per_run, summary = [], [], []
 for name, (label, paper_joint, paper_cross) in PAPER.items():
     ms = [metrics[name, k] for k in seeds]
     cfg = ms[0]["config"]
+    for key in ("joint_coherence", "cross_coherence"):
+        mean, sd = mean_sd(m[key] for m in ms)
+        summary.append({"model": label, "metric": key, "mean": round(mean, 4), "sd": round(sd, 4), "seeds": len(ms)})
     kinds = {source(runs[name, k])[0] for k in seeds}
     minutes = [train_wall_seconds(runs[name, k] / "metrics.csv") / 60 for k in seeds]
     rows.append({
@@ -114,9 +122,9 @@ for name, (label, paper_joint, paper_cross) in PAPER.items():
         n = m["n_joint"]
         lo, hi = wilson_interval(round(m["joint_coherence"] * n), n)
         kind, manifest = source(runs[name, k])
-        per_run.append({"model": label, "seed": k, "joint": f"{m['joint_coherence']:.3f}",
-                        "joint 95% interval": f"[{lo:.3f}, {hi:.3f}]", "cross": f"{m['cross_coherence']:.3f}",
-                        "steps": m["step"], "weights": kind,
+        per_run.append({"model": label, "seed": k, "joint": round(m["joint_coherence"], 4),
+                        "joint 95% low": round(lo, 4), "joint 95% high": round(hi, 4),
+                        "cross": round(m["cross_coherence"], 4), "steps": m["step"], "weights": kind,
                         "trained on": manifest["machine"]["processor"] if manifest else "this machine"})
 
 
@@ -126,15 +134,21 @@ def markdown(rows):
     return "\n".join(lines + ["| " + " | ".join(str(r[c]) for c in columns) + " |" for r in rows])
 
 
+def write_csv(path, rows):
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
 Path(figures_dir).mkdir(parents=True, exist_ok=True)
-with open(Path(figures_dir) / "table_polymnist.csv", "w", newline="") as f:
-    w = csv.DictWriter(f, list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
+write_csv(Path(figures_dir) / "table_polymnist.csv", summary)  # numbers: mean and sd per model and metric
+write_csv(Path(figures_dir) / "table_polymnist_runs.csv", per_run)
 table = markdown(rows)
+n_joint = metrics[next(iter(runs))]["n_joint"]
 (Path(figures_dir) / "table_polymnist.md").write_text(
     f"PolyMNIST coherence, profile `{profile}` (ours: mean ± sd over {len(seeds)} seed(s)) beside the "
-    f"poster's numbers.\n\n{table}\n\nPer run: joint coherence of {ms[0]['n_joint']} prior samples with its "
+    f"poster's numbers.\n\n{table}\n\nPer run: joint coherence of {n_joint} prior samples with its "
     f"95 % Wilson interval.\n\n{markdown(per_run)}\n")
 print(table)
 print()
@@ -223,7 +237,7 @@ for version, name in {"base": "polymnist_mmvae_ebm", "generalized": "polymnist_m
 # $z \sim p_\alpha$ in black.
 
 # %%
-x_e, y_e = test[torch.arange(0, len(test), len(test) // 200)[:200]]
+x_e, y_e = test[torch.arange(0, len(test), max(1, len(test) // 200))[:200]]
 for version, name in {"base": "polymnist_mmvae_ebm", "generalized": "polymnist_mmvaeplus_ebm"}.items():
     fig = plots.energy_landscape_figure(models[name], x_e, y_e, title=PAPER[name][0])
     plots.save(fig, f"{figures_dir}/energy_landscape_{version}.png")

@@ -27,14 +27,15 @@ TINY_CUB = ["model.z_dim=8", "model.w_dim=4", "model.langevin_steps=5", "data.li
 @pytest.fixture(scope="module")
 def tiny_runs(polymnist_dir, tmp_path_factory):
     """The four PolyMNIST runs, tiny, trained and evaluated: what 03_results reads."""
-    from mmebm.runs import ensure_classifiers, ensure_evaluated, ensure_trained, run_dir
+    from mmebm.runs import ensure_classifiers, ensure_evaluated, ensure_seeded_runs
 
     root = tmp_path_factory.mktemp("runs")
     ensure_classifiers(polymnist_dir, root / "classifiers", epochs=1, limit=2000)
-    for name in ("polymnist_mmvae", "polymnist_mmvae_ebm", "polymnist_mmvaeplus", "polymnist_mmvaeplus_ebm"):
-        run = run_dir(root, name, "cpu", 0)
-        ensure_trained(name, "cpu", run, [f"data.root={polymnist_dir}", "train.device=cpu",
-                                          f"train.eval_classifiers={root / 'classifiers'}", *TINY_MODEL])
+    names = ("polymnist_mmvae", "polymnist_mmvae_ebm", "polymnist_mmvaeplus", "polymnist_mmvaeplus_ebm")
+    runs = ensure_seeded_runs(names, "cpu", [0], root, None, [f"data.root={polymnist_dir}", "train.device=cpu",
+                                                              f"train.eval_classifiers={root / 'classifiers'}",
+                                                              *TINY_MODEL])
+    for _, run, _ in runs.values():
         ensure_evaluated(run, root / "classifiers", n_joint=100, device="cpu")
     return root
 

@@ -84,15 +84,18 @@ def test_every_config_and_profile_loads():
 
 def test_paper_profile_stays_the_papers():
     """The cpu recipe lives in profile sections; the paper profile keeps the MMVAE+ settings."""
-    for name in ("polymnist_mmvae", "polymnist_mmvaeplus", "polymnist_mmvaeplus_ebm"):
+    for name in ("polymnist_mmvae", "polymnist_mmvae_ebm", "polymnist_mmvaeplus", "polymnist_mmvaeplus_ebm"):
         cfg = load_config(name, "paper")
         m, t = cfg.model, cfg.train
         assert (m.likelihood, m.lik_scale, m.posterior, m.net) == ("laplace", 0.75, "laplace", "resnet")
         assert (t.lr, t.amsgrad, t.batch_size, t.epochs, t.max_steps, cfg.data.limit) == (1e-3, True, 128, 250, None, None)
         assert m.prior == ("ebm" if name.endswith("_ebm") else "laplace")
-    cpu = {n: load_config(n, "cpu").model for n in ("polymnist_mmvae", "polymnist_mmvae_ebm")}
-    assert cpu["polymnist_mmvae"].prior == "gaussian" and cpu["polymnist_mmvae_ebm"].prior == "ebm"
-    assert cpu["polymnist_mmvae_ebm"].ebm_base == "gaussian"  # the twins differ by the tilting alone
+    # in the cpu recipe, each EBM model and its twin differ only by the prior: N(0, I) against
+    # the tilting of N(0, I) (and train alike)
+    for base in ("polymnist_mmvae", "polymnist_mmvaeplus"):
+        plain, ebm = load_config(base, "cpu"), load_config(base + "_ebm", "cpu")
+        assert plain.model.prior == "gaussian" and ebm.model.prior == "ebm" and ebm.model.ebm_base == "gaussian"
+        assert plain.model.replace(prior="ebm") == ebm.model and plain.train == ebm.train and plain.data == ebm.data
 
 
 def test_two_process_gloo(polymnist_dir, tmp_path):

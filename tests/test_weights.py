@@ -28,7 +28,7 @@ def test_export_is_fp16_with_a_manifest_and_loads_back_close(trained, tmp_path):
     assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
     assert manifest["steps"] == 3 and manifest["config"]["name"] == "polymnist_mmvaeplus_ebm"
     assert json.loads((tmp_path / "shipped" / "manifest.json").read_text()) == json.loads(json.dumps(manifest))
-    assert len(manifest["sha256"]) == 64 and manifest["train_wall_s"] > 0
+    assert len(manifest["sha256"]) == 64 and manifest["train_wall_s"] >= 0
     original, _ = load_run(trained)
     shipped, cfg, _ = load_shipped(tmp_path / "shipped")
     torch.manual_seed(0)
@@ -54,18 +54,30 @@ def test_a_damaged_file_is_refused(trained, tmp_path):
 
 
 def test_installed_weights_evaluate_but_do_not_resume(trained, polymnist_dir, tmp_path):
+    from mmebm.classifiers import Classifiers
+    from mmebm.runs import ensure_evaluated
+
     export(trained, tmp_path / "weights" / "polymnist_mmvaeplus_ebm-cpu-s0", machine={"processor": "test"})
-    runs = ensure_seeded_runs(["polymnist_mmvaeplus_ebm"], "cpu", [0], tmp_path / "runs", tmp_path / "weights",
-                              [f"data.root={polymnist_dir}", *TINY])
+    here = [f"data.root={polymnist_dir}", "data.test_limit=100", *TINY]
+    runs = ensure_seeded_runs(["polymnist_mmvaeplus_ebm"], "cpu", [0], tmp_path / "runs", tmp_path / "weights", here)
     model, d, source = runs["polymnist_mmvaeplus_ebm", 0]
-    assert source == "shipped" and d == run_dir(tmp_path / "runs", "polymnist_mmvaeplus_ebm", "cpu", 0)
+    assert source == "shipped"
+    assert d.name == run_dir(tmp_path / "runs", "polymnist_mmvaeplus_ebm", "cpu", 0).name + "-shipped"
     state = load_checkpoint(d / "checkpoint.pt")
     assert state["step"] == 3 and state["shipped"]["sha256"] and "opt_vae" not in state
+    assert state["config"]["data"]["test_limit"] == 100  # where the data is and how much to evaluate: from here
     assert (d / "metrics.csv").read_text() == (trained / "metrics.csv").read_text()
-    assert install_shipped(tmp_path / "weights" / "polymnist_mmvaeplus_ebm-cpu-s0", d) is not None  # idempotent
+    stamp = (d / "checkpoint.pt").stat().st_mtime_ns
+    install_shipped(tmp_path / "weights" / "polymnist_mmvaeplus_ebm-cpu-s0", d)
+    assert (d / "checkpoint.pt").stat().st_mtime_ns == stamp, "the same weights are not written again"
+    Classifiers(5).save(tmp_path / "clf")
+    metrics = ensure_evaluated(d, tmp_path / "clf", n_joint=50, device="cpu")
+    assert metrics["step"] == 3 and metrics["n_test"] == 100 and 0 <= metrics["cross_coherence"] <= 1
     cfg = load_config("polymnist_mmvaeplus_ebm", "cpu", [f"data.root={polymnist_dir}", *TINY, "train.max_steps=4"])
     with pytest.raises(ConfigError, match="shipped weights"):
         train(cfg, d, resume=True)
+    with pytest.raises(FileExistsError, match="trained here"):  # a run trained here is never overwritten
+        install_shipped(tmp_path / "weights" / "polymnist_mmvaeplus_ebm-cpu-s0", trained)
     # without shipped weights for a seed, that run is trained here
     runs = ensure_seeded_runs(["polymnist_mmvaeplus_ebm"], "cpu", [1], tmp_path / "runs", tmp_path / "weights",
                               [f"data.root={polymnist_dir}", *TINY])
