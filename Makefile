@@ -37,7 +37,7 @@ reproduce: venv
 	echo "make reproduce (profile $(PROFILE)) took $$(( $$(date +%s) - start )) s; executed notebooks in build/, figures in figures/"
 
 test: venv
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=12
 
 clean:
 	rm -rf build
