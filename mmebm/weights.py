@@ -84,9 +84,10 @@ def train_wall_seconds(metrics_csv):
         float(r["value"]) for r in rows if r["name"] == "eval_s")
 
 
-def export(run_dir, out_dir, machine=None):
+def export(run_dir, out_dir, machine=None, train_wall_s=None, note=None):
     """Write RUN_DIR's model as a shipped run into OUT_DIR; returns the manifest. `machine`:
-    the machine that trained it (default: this one, measured now)."""
+    the machine that trained it (default: this one, measured now); `train_wall_s`: the training
+    time when metrics.csv lacks it (a run stopped from outside); `note`: how it was trained."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     state = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
     half = {k: v.half() if v.is_floating_point() else v for k, v in state["model"].items()}
@@ -99,11 +100,13 @@ def export(run_dir, out_dir, machine=None):
         "config": state["config"],
         "commit": git_commit(),
         "steps": state["step"],
-        "train_wall_s": round(train_wall_seconds(run_dir / CURVES_FILE), 1),
+        "train_wall_s": round(train_wall_s if train_wall_s is not None else train_wall_seconds(run_dir / CURVES_FILE), 1),
         "machine": machine or machine_info(),
         "exported": time.strftime("%Y-%m-%d"),
         "sha256": sha256(out_dir / MODEL_FILE),
     }
+    if note:
+        manifest["note"] = note
     (out_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
@@ -149,11 +152,13 @@ def main(argv=None):
     e = sub.add_parser("export", help="RUN_DIR -> fp16 evaluation-only weights with a manifest")
     e.add_argument("run_dir")
     e.add_argument("out_dir")
+    e.add_argument("--train-wall-s", type=float, help="training time, if the run's metrics.csv lacks it")
+    e.add_argument("--note", help="how the run was trained (threads, what else ran beside it)")
     c = sub.add_parser("check", help="verify shipped runs against their manifests")
     c.add_argument("root", help="a shipped run, or a folder of them")
     args = p.parse_args(argv)
     if args.cmd == "export":
-        m = export(args.run_dir, args.out_dir)
+        m = export(args.run_dir, args.out_dir, train_wall_s=args.train_wall_s, note=args.note)
         print(f"{args.out_dir}: step {m['steps']}, {m['train_wall_s']:.0f} s of training, sha256 {m['sha256'][:12]}")
         return 0
     root = Path(args.root)
