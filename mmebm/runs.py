@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
 from . import classifiers as clf
 from .evaluate import evaluate
@@ -59,25 +58,25 @@ def ensure_experiments(configs, profile, runs_dir, overrides=()):
     return {name: ensure_trained(name, profile, d, overrides)[0] for name, d in dirs.items()}, dirs
 
 
-def install_shipped(weights_dir, run_dir, data_overrides=()):
+def install_shipped(weights_dir, run_dir, data=None):
     """Put shipped weights (mmebm.weights) into RUN_DIR as an evaluation-only checkpoint (no
     optimizer state: `train` refuses to resume it) with the run's learning curves; returns the
-    model in eval mode. `data_overrides` ("data.root=...") say where the data is on this machine.
+    model in eval mode. `data` (a DataConfig) replaces the manifest's data section: where the
+    data is on this machine and how much of the test split to evaluate on are not the weights'.
     Does nothing but load if RUN_DIR already holds these weights; refuses to overwrite a run
     that was trained here."""
     model, _, manifest = load_shipped(weights_dir)
     run_dir = Path(run_dir)
     ckpt = run_dir / "checkpoint.pt"
-    if ckpt.is_file():
-        old = load_checkpoint(ckpt).get("shipped")
-        if old is None:
-            raise FileExistsError(f"{run_dir} holds a run trained here; install shipped weights elsewhere")
-        if old["sha256"] == manifest["sha256"]:
-            return model
     config = from_dict(manifest["config"])
-    for item in data_overrides:
-        key, value = item.split("=", 1)
-        setattr(config.data, key.removeprefix("data."), yaml.safe_load(value))
+    if data is not None:
+        config.data = data
+    if ckpt.is_file():
+        old = load_checkpoint(ckpt)
+        if "shipped" not in old:
+            raise FileExistsError(f"{run_dir} holds a run trained here; install shipped weights elsewhere")
+        if old["shipped"]["sha256"] == manifest["sha256"] and old["config"] == to_dict(config):
+            return model
     run_dir.mkdir(parents=True, exist_ok=True)
     save_checkpoint(ckpt, {"model": model.state_dict(), "step": manifest["steps"], "config": to_dict(config),
                            "shipped": manifest})
@@ -101,8 +100,8 @@ def ensure_seeded_runs(configs, profile, seeds, runs_dir, weights_dir=None, over
             shipped = None if weights_dir is None else run_dir(weights_dir, name, profile, seed)
             if shipped is not None and (shipped / "manifest.json").is_file():
                 d = d.with_name(d.name + "-shipped")
-                data = [o for o in overrides if o.startswith("data.")]
-                out[name, seed] = (install_shipped(shipped, d, data), d, "shipped")
+                here = load_config(name, profile, overrides).data
+                out[name, seed] = (install_shipped(shipped, d, here), d, "shipped")
                 print(f"{name} seed {seed}: shipped weights {shipped}")
             else:
                 if weights_dir is not None:
