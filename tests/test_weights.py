@@ -68,7 +68,8 @@ def test_installed_weights_evaluate_but_do_not_resume(trained, polymnist_dir, tm
     assert state["config"]["data"]["test_limit"] == 100  # where the data is and how much to evaluate: from here
     assert (d / "metrics.csv").read_text() == (trained / "metrics.csv").read_text()
     stamp = (d / "checkpoint.pt").stat().st_mtime_ns
-    install_shipped(tmp_path / "weights" / "polymnist_mmvaeplus_ebm-cpu-s0", d)
+    here_data = load_config("polymnist_mmvaeplus_ebm", "cpu", here).data
+    install_shipped(tmp_path / "weights" / "polymnist_mmvaeplus_ebm-cpu-s0", d, here_data)
     assert (d / "checkpoint.pt").stat().st_mtime_ns == stamp, "the same weights are not written again"
     Classifiers(5).save(tmp_path / "clf")
     metrics = ensure_evaluated(d, tmp_path / "clf", n_joint=50, device="cpu")
