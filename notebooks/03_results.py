@@ -100,7 +100,9 @@ for name, (label, paper_joint, paper_cross) in PAPER.items():
         mean, sd = mean_sd(m[key] for m in ms)
         summary.append({"model": label, "metric": key, "mean": round(mean, 4), "sd": round(sd, 4), "seeds": len(ms)})
     kinds = {source(runs[name, k])[0] for k in seeds}
-    minutes = [train_wall_seconds(runs[name, k] / "metrics.csv") / 60 for k in seeds]
+    # shipped runs: the manifest's wall time (a run stopped from outside has none in metrics.csv)
+    minutes = [(source(runs[name, k])[1] or {}).get("train_wall_s", train_wall_seconds(runs[name, k] / "metrics.csv")) / 60
+               for k in seeds]
     rows.append({
         "model": label,
         "joint (ours)": fmt_mean_sd(m["joint_coherence"] for m in ms),
