@@ -86,10 +86,12 @@ metrics = {key: json.loads((d / "metrics.json").read_text()) for key, d in runs.
 
 # %%
 def source(d):
-    state = load_checkpoint(d / "checkpoint.pt")
-    if "shipped" not in state:
-        return "trained here", None
-    return "shipped", state["shipped"]
+    """("shipped", its manifest) or ("trained here", None) for a run folder."""
+    manifest = load_checkpoint(d / "checkpoint.pt").get("shipped")
+    return ("shipped", manifest) if manifest else ("trained here", None)
+
+
+sources = {key: source(d) for key, d in runs.items()}  # one checkpoint read per run
 
 
 rows, per_run, summary = [], [], []
@@ -99,9 +101,9 @@ for name, (label, paper_joint, paper_cross) in PAPER.items():
     for key in ("joint_coherence", "cross_coherence"):
         mean, sd = mean_sd(m[key] for m in ms)
         summary.append({"model": label, "metric": key, "mean": round(mean, 4), "sd": round(sd, 4), "seeds": len(ms)})
-    kinds = {source(runs[name, k])[0] for k in seeds}
+    kinds = {sources[name, k][0] for k in seeds}
     # shipped runs: the manifest's wall time (a run stopped from outside has none in metrics.csv)
-    minutes = [(source(runs[name, k])[1] or {}).get("train_wall_s", train_wall_seconds(runs[name, k] / "metrics.csv")) / 60
+    minutes = [(sources[name, k][1] or {}).get("train_wall_s", train_wall_seconds(runs[name, k] / "metrics.csv")) / 60
                for k in seeds]
     rows.append({
         "model": label,
@@ -123,7 +125,7 @@ for name, (label, paper_joint, paper_cross) in PAPER.items():
     for k, m in zip(seeds, ms):
         n = m["n_joint"]
         lo, hi = wilson_interval(round(m["joint_coherence"] * n), n)
-        kind, manifest = source(runs[name, k])
+        kind, manifest = sources[name, k]
         per_run.append({"model": label, "seed": k, "joint": round(m["joint_coherence"], 4),
                         "joint 95% low": round(lo, 4), "joint 95% high": round(hi, 4),
                         "cross": round(m["cross_coherence"], 4), "steps": m["step"], "weights": kind,
