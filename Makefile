@@ -36,8 +36,10 @@ reproduce: venv
 	done; \
 	echo "make reproduce (profile $(PROFILE)) took $$(( $$(date +%s) - start )) s; executed notebooks in build/, figures in figures/"
 
+# the suite in TEST_WORKERS processes (pytest-xdist), each with its share of the CPU threads
+TEST_WORKERS ?= 2
 test: venv
-	$(PY) -m pytest -q --durations=12
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --durations=12
 
 clean:
 	rm -rf build

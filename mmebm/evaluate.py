@@ -1,7 +1,7 @@
 """Evaluation: python -m mmebm.evaluate RUN_DIR [--classifiers DIR] [--n-joint 10000]
 
 Writes RUN_DIR/metrics.json: joint and cross coherence as in MMVAE+ (SPEC.md section 4), the 5x5
-cross-coherence matrix, the classifiers' test accuracies, and the config evaluated. For the EBM
+cross-coherence matrix, the digits of the joint samples, the classifiers' test accuracies, and the config evaluated. For the EBM
 prior, also the joint coherence of samples from the untilted base p0, to show what tilting does.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from .classifiers import Classifiers
-from .coherence import model_cross_coherence, model_joint_coherence
+from .coherence import joint_agreement, model_cross_coherence, model_joint_coherence
 from .data import PolyMNIST
 from .experiment import to_dict
 from .train import load_checkpoint, model_from_state, resolve_device
@@ -53,6 +53,9 @@ def evaluate(run_dir, classifiers_dir="runs/classifiers", n_joint=10_000, device
         "cross_coherence_per_target": cross.per_target.tolist(),
         "cross_coherence_matrix": cross.matrix.tolist(),  # [source][target]; diagonal: self-reconstruction
         "joint_digit_histogram": torch.bincount(pred[:, 0], minlength=10).tolist(),
+        # the digits of the coherent samples alone: blurry samples that every classifier reads as
+        # the same digit count as coherent, so a share near 1 for one digit flags a degenerate joint
+        "joint_coherent_digit_histogram": torch.bincount(pred[joint_agreement(pred), 0], minlength=10).tolist(),
         "n_joint": n_joint,
         "n_test": len(test),
         "classifier_accuracy": classifiers.test_accuracy,

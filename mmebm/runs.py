@@ -87,15 +87,21 @@ def install_shipped(weights_dir, run_dir, data=None):
 INDEX_FILE = "polymnist_runs.json"
 
 
+def shipped_seeds(weights_dir, config, profile):
+    """The seeds of `config` under `profile` that WEIGHTS_DIR ships weights for, sorted."""
+    found = Path(weights_dir).glob(f"{config}-{profile}-s*/manifest.json")
+    return sorted(int(m.parent.name.rsplit("-s", 1)[1]) for m in found if m.parent.name.rsplit("-s", 1)[1].isdigit())
+
+
 def ensure_seeded_runs(configs, profile, seeds, runs_dir, weights_dir=None, overrides=()):
-    """The runs of `configs` x `seeds`: shipped weights from WEIGHTS_DIR/<config>-<profile>-s<seed>
-    where they exist (unless weights_dir is None), installed into RUNS_DIR/<that name>-shipped,
-    else trained (or resumed) with train.seed=seed into RUNS_DIR/<config>-<profile>-s<seed>.
-    Writes RUNS_DIR/polymnist_runs.json, the list the results notebook reads. Returns
-    {(config, seed): (model, run folder, "shipped" | "trained here")}."""
+    """The runs of `configs` x `seeds` (a list for every config, or {config: list}): shipped
+    weights from WEIGHTS_DIR/<config>-<profile>-s<seed> where they exist (unless weights_dir is
+    None), installed into RUNS_DIR/<that name>-shipped, else trained (or resumed) with
+    train.seed=seed into RUNS_DIR/<config>-<profile>-s<seed>. Writes RUNS_DIR/polymnist_runs.json,
+    the list the results notebook reads. Returns {(config, seed): (model, run folder, "shipped" | "trained here")}."""
     out = {}
     for name in configs:
-        for seed in seeds:
+        for seed in (seeds[name] if isinstance(seeds, dict) else seeds):
             d = run_dir(runs_dir, name, profile, seed)
             shipped = None if weights_dir is None else run_dir(weights_dir, name, profile, seed)
             if shipped is not None and (shipped / "manifest.json").is_file():
@@ -116,12 +122,14 @@ def ensure_seeded_runs(configs, profile, seeds, runs_dir, weights_dir=None, over
 
 
 def ensure_evaluated(run_dir, classifiers_dir, n_joint=10_000, device="auto"):
-    """RUN_DIR/metrics.json, computed if missing, older than the checkpoint, or for another n_joint."""
+    """RUN_DIR/metrics.json, computed if missing, older than the checkpoint, or for another n_joint
+    or other classifiers (told apart by their test accuracies)."""
     path = Path(run_dir) / "metrics.json"
     if path.is_file():
         metrics = json.loads(path.read_text())
         same_step = metrics.get("step") == load_checkpoint(Path(run_dir) / "checkpoint.pt")["step"]
-        if same_step and metrics.get("n_joint") == n_joint:
+        judges = json.loads((Path(classifiers_dir) / clf.INFO_FILE).read_text()).get("test_accuracy")
+        if same_step and metrics.get("n_joint") == n_joint and metrics.get("classifier_accuracy") == judges:
             return metrics
     return evaluate(run_dir, classifiers_dir, n_joint, device, progress=False)
 

@@ -3,6 +3,14 @@ from pathlib import Path
 
 import pytest
 
+# Under pytest-xdist every worker, and the notebook kernels it starts, gets its share of the CPU
+# threads, so that the workers do not oversubscribe the cores.
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ and "OMP_NUM_THREADS" not in os.environ:
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from mmebm.classifiers import INFO_FILE, Classifiers, DigitClassifier, TrainConfig, main, train, weight_file
+from mmebm.classifiers import (ARCHS, INFO_FILE, Classifiers, ConvBNClassifier, DigitClassifier, TrainConfig, main,
+                               train, weight_file)
 from mmebm.data import PolyMNIST
 
 TINY = TrainConfig(epochs=1, batch_size=64, seed=0, progress=False)
@@ -34,10 +35,21 @@ def test_architecture_is_the_reference_one():
     assert (c2.in_channels, c2.out_channels, c2.kernel_size, c2.stride, c2.padding) == (10, 20, (4, 4), (2, 2), (1, 1))
     assert (f1.in_features, f1.out_features, f2.in_features, f2.out_features) == (980, 128, 128, 10)
     assert all(l.p == 0.5 for l in layers if isinstance(l, (nn.Dropout, nn.Dropout2d)))
-    clf = Classifiers(5)
+    clf = Classifiers(5, "mmvaeplus")
     assert clf(torch.rand(3, 5, 3, 28, 28)).shape == (3, 5, 10)
     with pytest.raises(ValueError, match="expected x"):
         clf(torch.rand(3, 4, 3, 28, 28))
+
+
+def test_default_arch_is_the_deeper_convbn():
+    clf = Classifiers(5)
+    assert clf.arch == "convbn" and all(isinstance(n, ConvBNClassifier) for n in clf.nets)
+    convs = [l for l in clf.nets[0].net if isinstance(l, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size) for c in convs] == [
+        (3, 16, (3, 3)), (16, 16, (3, 3)), (16, 32, (3, 3)), (32, 32, (3, 3))]
+    assert clf(torch.rand(3, 5, 3, 28, 28)).shape == (3, 5, 10)
+    with pytest.raises(ValueError, match="unknown classifier arch 'vgg'"):
+        Classifiers(5, "vgg")
 
 
 def test_same_seed_same_weights(tiny_data, tiny):
@@ -52,7 +64,7 @@ def test_save_load_round_trip(tmp_path, tiny_data, tiny):
     tiny.save(tmp_path, {"note": "tiny"})
     for m in range(5):  # each file is a plain state dict: the safe loader takes it
         sd = torch.load(tmp_path / weight_file(m), weights_only=True)
-        assert set(sd) == set(DigitClassifier().state_dict())
+        assert set(sd) == set(ARCHS[TINY.arch]().state_dict())
     loaded = Classifiers.load(tmp_path, n_modalities=5)
     assert not loaded.training
     x, _ = tiny_data[1][torch.arange(200)]
@@ -61,7 +73,21 @@ def test_save_load_round_trip(tmp_path, tiny_data, tiny):
         assert torch.equal(tiny(x), loaded(x))
     assert loaded.test_accuracy == tiny.test_accuracy and len(loaded.test_accuracy) == 5
     info = json.loads((tmp_path / INFO_FILE).read_text())
-    assert info["n_modalities"] == 5 and info["note"] == "tiny"
+    assert info["n_modalities"] == 5 and info["note"] == "tiny" and info["arch"] == TINY.arch
+
+
+def test_files_without_arch_load_as_mmvaeplus(tmp_path):
+    """classifiers.json written before there was a choice of network: MMVAE+'s."""
+    old = Classifiers(5, "mmvaeplus")
+    old.save(tmp_path)
+    info = json.loads((tmp_path / INFO_FILE).read_text())
+    del info["arch"]
+    (tmp_path / INFO_FILE).write_text(json.dumps(info))
+    loaded = Classifiers.load(tmp_path)
+    assert loaded.arch == "mmvaeplus"
+    x = torch.rand(2, 5, 3, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(old.eval()(x), loaded(x))
 
 
 def test_missing_or_mismatched_classifiers_say_how_to_fix(tmp_path, tiny):
@@ -77,10 +103,11 @@ def test_missing_or_mismatched_classifiers_say_how_to_fix(tmp_path, tiny):
 
 def test_cli_trains_saves_and_reports(tmp_path, polymnist_dir, capsys):
     out = tmp_path / "clf"
-    main(["--data", str(polymnist_dir), "--out", str(out), "--epochs", "1", "--limit", "256", "--seed", "3"])
+    main(["--data", str(polymnist_dir), "--out", str(out), "--epochs", "1", "--limit", "256", "--seed", "3",
+          "--arch", "mmvaeplus"])
     printed = capsys.readouterr().out
     assert printed.count("test accuracy") == 5
     info = json.loads((out / INFO_FILE).read_text())
     assert len(info["test_accuracy"]) == 5 and info["n_test"] == 10_000 and info["n_train"] == 256
-    assert info["train_config"]["seed"] == 3
+    assert info["train_config"]["seed"] == 3 and info["arch"] == "mmvaeplus"
     assert Classifiers.load(out).test_accuracy == info["test_accuracy"]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mmebm.experiment import ConfigError, load_config
-from mmebm.runs import ensure_seeded_runs, install_shipped, run_dir
+from mmebm.runs import ensure_seeded_runs, install_shipped, run_dir, shipped_seeds
 from mmebm.train import load_checkpoint, load_run, train
 from mmebm.weights import ShippedWeightsError, check, export, load_shipped
 
@@ -58,6 +58,9 @@ def test_installed_weights_evaluate_but_do_not_resume(trained, polymnist_dir, tm
     from mmebm.runs import ensure_evaluated
 
     export(trained, tmp_path / "weights" / "polymnist_mmvaeplus_ebm-cpu-s0", machine={"processor": "test"})
+    (tmp_path / "weights" / "polymnist_mmvaeplus_ebm-cpu-sx").mkdir()  # not a seed: ignored
+    assert shipped_seeds(tmp_path / "weights", "polymnist_mmvaeplus_ebm", "cpu") == [0]
+    assert shipped_seeds(tmp_path / "weights", "polymnist_mmvaeplus", "cpu") == []
     here = [f"data.root={polymnist_dir}", "data.test_limit=100", *TINY]
     runs = ensure_seeded_runs(["polymnist_mmvaeplus_ebm"], "cpu", [0], tmp_path / "runs", tmp_path / "weights", here)
     model, d, source = runs["polymnist_mmvaeplus_ebm", 0]
@@ -74,13 +77,20 @@ def test_installed_weights_evaluate_but_do_not_resume(trained, polymnist_dir, tm
     Classifiers(5).save(tmp_path / "clf")
     metrics = ensure_evaluated(d, tmp_path / "clf", n_joint=50, device="cpu")
     assert metrics["step"] == 3 and metrics["n_test"] == 100 and 0 <= metrics["cross_coherence"] <= 1
+    # the coherent samples' digits count exactly the coherent samples
+    assert sum(metrics["joint_coherent_digit_histogram"]) == round(metrics["joint_coherence"] * 50)
+    judges = Classifiers(5)  # other classifiers: the cached metrics.json is stale
+    judges.test_accuracy = [0.5] * 5
+    judges.save(tmp_path / "clf")
+    assert ensure_evaluated(d, tmp_path / "clf", n_joint=50, device="cpu")["classifier_accuracy"] == [0.5] * 5
     cfg = load_config("polymnist_mmvaeplus_ebm", "cpu", [f"data.root={polymnist_dir}", *TINY, "train.max_steps=4"])
     with pytest.raises(ConfigError, match="shipped weights"):
         train(cfg, d, resume=True)
     with pytest.raises(FileExistsError, match="trained here"):  # a run trained here is never overwritten
         install_shipped(tmp_path / "weights" / "polymnist_mmvaeplus_ebm-cpu-s0", trained)
-    # without shipped weights for a seed, that run is trained here
-    runs = ensure_seeded_runs(["polymnist_mmvaeplus_ebm"], "cpu", [1], tmp_path / "runs", tmp_path / "weights",
+    # without shipped weights for a seed, that run is trained here (seeds given per config)
+    runs = ensure_seeded_runs(["polymnist_mmvaeplus_ebm"], "cpu", {"polymnist_mmvaeplus_ebm": [1]}, tmp_path / "runs",
+                              tmp_path / "weights",
                               [f"data.root={polymnist_dir}", *TINY])
     assert runs["polymnist_mmvaeplus_ebm", 1][2] == "trained here"
     assert load_checkpoint(runs["polymnist_mmvaeplus_ebm", 1][1] / "checkpoint.pt")["config"]["train"]["seed"] == 1
