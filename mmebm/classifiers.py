@@ -4,7 +4,8 @@ MMVAE+ evaluates PolyMNIST with a small two-conv network (`arch="mmvaeplus"`). I
 weights cannot be downloaded here, and trained here it tops out at 0.954-0.958 test accuracy on
 the hardest modalities (0 and 4) whatever the epochs, width or dropout
 (results/classifiers/README.md). Every coherence is capped by its judges, so the default is a
-four-conv network with batch norm (`arch="convbn"`), which reaches 0.98 on them in 4 epochs.
+four-conv network with batch norm (`arch="convbn"`): 0.981-0.992 on every modality after 4 epochs
+with bfloat16 autocast, in 276 s on 2 cores (fp32: 0.9799 on modality 0).
 We report each classifier's test accuracy next to every coherence number. One classifier per
 modality, run in a plain loop: a batched version (grouped convs over stacked weights) was
 measured and was not faster on CPU at these sizes.
@@ -152,6 +153,9 @@ class TrainConfig:
     # 10- and 20-channel convs under Dropout2d(0.5) underfit, 4 of 20 epochs: 93.8% test accuracy
     # on modality 0 after 16 epochs with dropout, 95.7% after 4 more without.
     no_dropout_epochs: int = 0
+    # bfloat16 autocast: on this project's CPU (AMX) the convbn nets train 1.8x faster
+    # (results/classifiers/README.md); on CPUs without bf16 units it is slower, so it is opt-in
+    bf16: bool = False
     seed: int = 0
     device: str = "cpu"
     progress: bool = True
@@ -175,7 +179,8 @@ def train(train_data, test_data=None, cfg=TrainConfig()):
     `test_accuracy` set when test_data is given."""
     torch.manual_seed(cfg.seed)  # initial weights and dropout masks
     g = torch.Generator().manual_seed(cfg.seed)  # batch order
-    model = Classifiers(train_data.n_modalities, cfg.arch).to(cfg.device)
+    # channels_last: 14% more images/s for the convbn nets on this CPU (fp32, 2 threads)
+    model = Classifiers(train_data.n_modalities, cfg.arch).to(cfg.device, memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     steps = cfg.epochs * -(-len(train_data) // cfg.batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1 - s / steps)
@@ -188,7 +193,8 @@ def train(train_data, test_data=None, cfg=TrainConfig()):
                     mod.eval()
         for x, y in train_data.batches(cfg.batch_size, shuffle=True, generator=g):
             x, y = x.to(cfg.device), y.to(cfg.device)
-            logits = model(x)  # [B, M, 10]
+            with torch.autocast(torch.device(cfg.device).type, torch.bfloat16, enabled=cfg.bf16):
+                logits = model(x).float()  # [B, M, 10]
             # sum over modalities (not mean) so each classifier sees the plain per-net loss
             loss = F.cross_entropy(logits.flatten(0, 1), y.repeat_interleave(model.n_modalities)) * model.n_modalities
             opt.zero_grad(set_to_none=True)
@@ -218,6 +224,7 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=TrainConfig.lr)
     p.add_argument("--no-dropout-epochs", type=int, default=TrainConfig.no_dropout_epochs,
                    help="train the last N epochs with dropout off")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (faster on CPUs with AMX or on GPUs)")
     p.add_argument("--seed", type=int, default=TrainConfig.seed)
     p.add_argument("--device", default=TrainConfig.device)
     p.add_argument("--limit", type=int, default=None, help="train on this many evenly spaced train tuples (quick runs)")
@@ -228,7 +235,7 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    cfg = TrainConfig(arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
+    cfg = TrainConfig(arch=args.arch, bf16=args.bf16, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
                       no_dropout_epochs=min(args.no_dropout_epochs, args.epochs))
     train_data = PolyMNIST.load(args.data, "train", limit=args.limit)
     test_data = PolyMNIST.load(args.data, "test")

@@ -3,7 +3,7 @@
 Trains the classifier of one modality alone (a fifth of the cost of all five) with
 mmebm.classifiers.train and prints its test accuracy and wall time:
 
-    OMP_NUM_THREADS=1 python results/classifiers/probe.py MODALITY ARCH EPOCHS [BATCH LR NO_DROPOUT_EPOCHS]
+    OMP_NUM_THREADS=1 python results/classifiers/probe.py MODALITY ARCH EPOCHS [BATCH LR NO_DROPOUT_EPOCHS [bf16]]
 """
 
 import sys
@@ -15,7 +15,8 @@ from mmebm import classifiers as clf
 from mmebm.data.dataset import PolyMNIST
 
 m, arch, epochs = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-opts = dict(zip(("batch_size", "lr", "no_dropout_epochs"), (t(a) for t, a in zip((int, float, int), sys.argv[4:]))))
+opts = dict(zip(("batch_size", "lr", "no_dropout_epochs", "bf16"),
+                (t(a) for t, a in zip((int, float, int, lambda a: a == "bf16"), sys.argv[4:]))))
 cfg = clf.TrainConfig(arch=arch, epochs=epochs, progress=False, **opts)
 torch.set_num_threads(1)
 one = lambda d: PolyMNIST(d.images[:, [m]], d.labels)  # noqa: E731 (modality m alone)
