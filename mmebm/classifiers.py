@@ -91,6 +91,8 @@ class Classifiers(nn.Module):
             raise ValueError(f"unknown classifier arch {arch!r}: one of {sorted(ARCHS)}")
         self.arch = arch
         self.nets = nn.ModuleList(ARCHS[arch]() for _ in range(n_modalities))
+        if arch == "convbn":  # 14% more images/s on this CPU (fp32, 2 threads); loaded weights keep it
+            self.to(memory_format=torch.channels_last)
         self.test_accuracy = None  # list of M floats once trained or loaded
 
     @property
@@ -179,8 +181,7 @@ def train(train_data, test_data=None, cfg=TrainConfig()):
     `test_accuracy` set when test_data is given."""
     torch.manual_seed(cfg.seed)  # initial weights and dropout masks
     g = torch.Generator().manual_seed(cfg.seed)  # batch order
-    # channels_last: 14% more images/s for the convbn nets on this CPU (fp32, 2 threads)
-    model = Classifiers(train_data.n_modalities, cfg.arch).to(cfg.device, memory_format=torch.channels_last)
+    model = Classifiers(train_data.n_modalities, cfg.arch).to(cfg.device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     steps = cfg.epochs * -(-len(train_data) // cfg.batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1 - s / steps)

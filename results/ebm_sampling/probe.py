@@ -6,7 +6,7 @@ base p0 and from the aggregate posterior (posterior means of test tuples pushed 
 decoders: what a perfect prior over the posterior clusters would give). Also prints the mean
 energy f_alpha of each sample set, against that of the posterior means.
 
-    OMP_NUM_THREADS=1 python results/ebm_sampling/probe.py weights/polymnist_mmvae_ebm-cpu-s0
+    OMP_NUM_THREADS=1 python results/ebm_sampling/probe.py weights/polymnist_mmvae_ebm-cpu-s0 [CLASSIFIERS_DIR]
 """
 
 import sys
@@ -21,7 +21,7 @@ from mmebm.weights import load_shipped
 
 N = 2000
 model, cfg, _ = load_shipped(sys.argv[1])
-clf = Classifiers.load("weights/classifiers")
+clf = Classifiers.load(sys.argv[2] if len(sys.argv) > 2 else "weights/classifiers")
 prior = model.prior
 test = PolyMNIST.load("data/polymnist", "test", limit=N)
 
