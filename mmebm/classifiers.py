@@ -116,7 +116,8 @@ class Classifiers(nn.Module):
         out.mkdir(parents=True, exist_ok=True)
         for m, net in enumerate(self.nets):
             torch.save(net.state_dict(), out / weight_file(m))
-        meta = {"n_modalities": self.n_modalities, "arch": self.arch, "files": [weight_file(m) for m in range(self.n_modalities)],
+        meta = {"n_modalities": self.n_modalities, "arch": self.arch,
+                "files": [weight_file(m) for m in range(self.n_modalities)],
                 "test_accuracy": self.test_accuracy, **(info or {})}
         (out / INFO_FILE).write_text(json.dumps(meta, indent=2) + "\n")
 
@@ -236,8 +237,8 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    cfg = TrainConfig(arch=args.arch, bf16=args.bf16, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
-                      no_dropout_epochs=min(args.no_dropout_epochs, args.epochs))
+    cfg = TrainConfig(arch=args.arch, bf16=args.bf16, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                      seed=args.seed, device=args.device, no_dropout_epochs=min(args.no_dropout_epochs, args.epochs))
     train_data = PolyMNIST.load(args.data, "train", limit=args.limit)
     test_data = PolyMNIST.load(args.data, "test")
     t0 = time.time()
