@@ -89,8 +89,8 @@ INDEX_FILE = "polymnist_runs.json"
 
 def shipped_seeds(weights_dir, config, profile):
     """The seeds of `config` under `profile` that WEIGHTS_DIR ships weights for, sorted."""
-    found = Path(weights_dir).glob(f"{config}-{profile}-s*/manifest.json")
-    return sorted(int(m.parent.name.rsplit("-s", 1)[1]) for m in found if m.parent.name.rsplit("-s", 1)[1].isdigit())
+    suffixes = (m.parent.name.rsplit("-s", 1)[1] for m in Path(weights_dir).glob(f"{config}-{profile}-s*/manifest.json"))
+    return sorted(int(s) for s in suffixes if s.isdigit())
 
 
 def ensure_seeded_runs(configs, profile, seeds, runs_dir, weights_dir=None, overrides=()):

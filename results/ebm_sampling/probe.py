@@ -30,8 +30,9 @@ def report(name, z):
     with torch.no_grad():
         pred = torch.cat([predict(clf, model.decode_z(zb)) for zb in z.split(500)])
         f = prior.f_alpha(z).mean().item() if model.has_ebm else float("nan")
-    digits = torch.bincount(pred[joint_agreement(pred), 0], minlength=10)
-    print(f"{name:<34} joint {joint_agreement(pred).double().mean().item():.3f}  mean f_alpha {f:7.2f}  "
+    coherent = joint_agreement(pred)
+    digits = torch.bincount(pred[coherent, 0], minlength=10)
+    print(f"{name:<34} joint {coherent.double().mean().item():.3f}  mean f_alpha {f:7.2f}  "
           f"|z| {z.norm(dim=1).mean().item():5.2f}  coherent digits {digits.tolist()}", flush=True)
 
 
