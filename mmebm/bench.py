@@ -14,12 +14,11 @@ sampling of the negatives + EBM forward + backward + optimizer step. FLOPs (matm
 convolutions, forward and backward, Langevin included; optimizer updates not) come from
 torch's FlopCounterMode on one step at a small batch, scaled per sample. On CPU the
 benchmark first stops glibc malloc from returning large blocks to the OS (see
-keep_freed_memory; --default-malloc to skip): without it the batched path pays page faults.
+mmebm.train.keep_freed_memory; --default-malloc to skip): without it the batched path pays page faults.
 """
 
 import argparse
 import contextlib
-import ctypes
 import os
 import resource
 import statistics
@@ -31,20 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from .config import PRESETS, preset
 from .models import build_model, make_optimizers
 from .nets import CopyNet
-
-
-def keep_freed_memory():
-    """Make glibc malloc keep freed memory for reuse (no mmap, no trimming). By default every
-    tensor over 32 MB is a fresh mmap, page-faulted and zeroed by the kernel on first touch:
-    on CPU that makes elementwise ops on the batched path's large activations several times
-    slower, while the loop's smaller tensors get recycled. (PyTorch's CPU tuning guide
-    suggests jemalloc / tcmalloc for the same reason.) Process-wide; memory is kept at peak."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc
-        return False
-    M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
-    return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
+from .train import keep_freed_memory
 
 
 def _sync(device):

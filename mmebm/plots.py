@@ -88,7 +88,30 @@ def cross_figure(models, x, src=0, seed=0):
     for title, model in models.items():
         torch.manual_seed(seed)
         panels[title] = model.cross_generate(x, src).cpu()
-    return side_by_side(panels, col_labels=_modalities(panels))
+    return side_by_side(panels, col_labels=_modalities(panels), suptitle=f"every modality generated from m{src} alone")
+
+
+def coherence_matrices(matrices):
+    """Heatmaps of cross-coherence matrices side by side: `matrices` maps a title to an [M, M]
+    array, entry [src, tgt] the accuracy of modality tgt generated from modality src (the
+    diagonal is self-reconstruction), each cell annotated with its value."""
+    n = len(matrices)
+    fig, axes = plt.subplots(1, n, figsize=(n * 2.7 + 0.8, 2.9), squeeze=False)
+    for ax, (title, mat) in zip(axes[0], matrices.items()):
+        mat = torch.as_tensor(mat, dtype=torch.float64)
+        im = ax.imshow(mat.numpy(), vmin=0, vmax=1, cmap="viridis")
+        for (i, j), v in zip(torch.cartesian_prod(torch.arange(len(mat)), torch.arange(len(mat))).tolist(),
+                             mat.flatten().tolist()):
+            ax.text(j, i, f"{v:.2f}".lstrip("0"), ha="center", va="center", fontsize=6,
+                    color="white" if v < 0.6 else "black")
+        labels = [f"m{m}" for m in range(len(mat))]
+        ax.set_xticks(range(len(mat)), labels, fontsize=7)
+        ax.set_yticks(range(len(mat)), labels, fontsize=7)
+        ax.set_xlabel("generated (target)", fontsize=7)
+        ax.set_ylabel("given (source)", fontsize=7)
+        ax.set_title(textwrap.fill(title, 30), fontsize=8)
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8)
+    return fig
 
 
 def _modalities(panels):

@@ -3,6 +3,7 @@
     wilson_interval(k, n)          -> (low, high), the 95 % Wilson score interval of k / n
     mean_sd([0.61, 0.64, 0.59])    -> (mean, sample sd); sd is nan for one value
     learning_curve(run_dir)        -> {name: (steps, values)} from the eval rows of metrics.csv
+    best_source(matrices)          -> the source modality with the highest mean cross coherence
 """
 
 import csv
@@ -44,3 +45,12 @@ def learning_curve(run_dir):
                 steps.append(int(r["step"]))
                 values.append(float(r["value"]))
     return curves
+
+
+def best_source(matrices):
+    """The source modality from which generation is most coherent: the row of the cross-coherence
+    matrices (each [M, M], [src][tgt], as in metrics.json) with the highest off-diagonal mean,
+    averaged over the matrices (the models and seeds to be shown)."""
+    rows = [[statistics.fmean(v for t, v in enumerate(row) if t != s) for s, row in enumerate(mat)] for mat in matrices]
+    mean = [statistics.fmean(r[s] for r in rows) for s in range(len(rows[0]))]
+    return max(range(len(mean)), key=mean.__getitem__)

@@ -7,6 +7,7 @@ each optimizer step; only rank 0 logs and checkpoints).
 
 import argparse
 import csv
+import ctypes
 import os
 import sys
 import time
@@ -18,7 +19,6 @@ import torch.distributed as dist
 import yaml
 from tqdm import tqdm
 
-from .bench import keep_freed_memory
 from .data import load_experiment_data
 from .experiment import ConfigError, from_dict, load_config, to_dict
 from .models import build_model, make_optimizers, train_step
@@ -68,6 +68,20 @@ RUN_CONTROL = ("epochs", "max_steps", "time_budget_s", "log_every", "checkpoint_
 
 def _comparable(config):
     return {**config, "train": {k: v for k, v in config["train"].items() if k not in RUN_CONTROL}}
+
+
+def keep_freed_memory():
+    """Make glibc malloc keep freed memory for reuse (no mmap, no trimming). By default every
+    tensor over 32 MB is a fresh mmap, page-faulted and zeroed by the kernel on first touch:
+    on CPU that makes elementwise ops on the batched path's large activations several times
+    slower, while the loop's smaller tensors get recycled. (PyTorch's CPU tuning guide
+    suggests jemalloc / tcmalloc for the same reason.) Process-wide; memory is kept at peak."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+    return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
 
 
 def resolve_device(name):
@@ -167,7 +181,7 @@ def train(cfg, out_dir, resume=False, progress=True):
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         torch.cuda.set_device(device)
     if device.type == "cpu":
-        keep_freed_memory()  # reuse freed blocks instead of page-faulting fresh ones (see mmebm.bench)
+        keep_freed_memory()  # reuse freed blocks instead of page-faulting fresh ones
     if tc.batch_size % world:
         raise ConfigError(f"train.batch_size={tc.batch_size} must be divisible by the {world} processes")
 

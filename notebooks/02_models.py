@@ -108,6 +108,7 @@ import torch
 
 from mmebm import plots
 from mmebm.data import PolyMNIST, data_root as resolve_data_root, ensure_polymnist
+from mmebm.report import best_source
 from mmebm.runs import coherence_table, ensure_classifiers, ensure_evaluated, ensure_seeded_runs, shipped_seeds
 
 root = resolve_data_root(data_root)
@@ -172,11 +173,14 @@ fig = plots.joint_figure(models, n=8, seed=seed)
 # %% [markdown]
 # ## Cross generation
 #
-# Left: eight test tuples. Then, for each model, all five modalities generated from modality 0
+# Left: eight test tuples. Then, for each model, all five modalities generated from one modality
 # alone (its column is the reconstruction); $w$, where the model has one, from its unit prior.
+# The source is the modality from which these runs generate most coherently (their cross
+# coherence matrices: `03_results` draws them).
 
 # %%
 test = PolyMNIST.load(polymnist_dir, "test")
 x, y = test[torch.arange(0, len(test), len(test) // 8)[:8]]
-fig = plots.cross_figure(models, x, src=0, seed=seed)
+src = best_source(m["cross_coherence_matrix"] for m in metrics.values())
+fig = plots.cross_figure(models, x, src=src, seed=seed)
 print("digits:", y.tolist())

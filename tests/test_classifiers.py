@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from mmebm.classifiers import (ARCHS, INFO_FILE, Classifiers, ConvBNClassifier, DigitClassifier, TrainConfig, main,
-                               train, weight_file)
+from mmebm.classifiers import (ARCHS, INFO_FILE, Classifiers, ConvBNClassifier, DigitClassifier, TrainConfig, blur,
+                               blur_half, main, train, weight_file)
 from mmebm.data import PolyMNIST
 
 TINY = TrainConfig(epochs=1, batch_size=64, seed=0, progress=False)
@@ -72,6 +72,7 @@ def test_save_load_round_trip(tmp_path, tiny_data, tiny):
     with torch.no_grad():
         assert torch.equal(tiny(x), loaded(x))
     assert loaded.test_accuracy == tiny.test_accuracy and len(loaded.test_accuracy) == 5
+    assert loaded.blurred_test_accuracy == tiny.blurred_test_accuracy and set(tiny.blurred_test_accuracy) == {1.0, 2.0}
     info = json.loads((tmp_path / INFO_FILE).read_text())
     assert info["n_modalities"] == 5 and info["note"] == "tiny" and info["arch"] == TINY.arch
 
@@ -111,3 +112,26 @@ def test_cli_trains_saves_and_reports(tmp_path, polymnist_dir, capsys):
     assert len(info["test_accuracy"]) == 5 and info["n_test"] == 10_000 and info["n_train"] == 256
     assert info["train_config"]["seed"] == 3 and info["arch"] == "mmvaeplus"
     assert Classifiers.load(out).test_accuracy == info["test_accuracy"]
+
+
+def test_blur_keeps_constants_and_smooths_edges():
+    x = torch.rand(4, 5, 3, 28, 28)
+    assert blur(x, 0) is x
+    flat = torch.full((2, 5, 3, 28, 28), 0.3)
+    assert torch.allclose(blur(flat, 1.5), flat)  # the kernel sums to 1 (reflected borders)
+    stripes = torch.zeros(1, 1, 3, 28, 28)
+    stripes[..., ::2] = 1.0  # vertical stripes of one pixel: a blur of sigma 2 all but averages them out
+    out = blur(stripes, 2.0)
+    assert out.shape == stripes.shape and abs(out.mean().item() - 0.5) < 0.02 and out.std().item() < 0.05
+
+
+def test_blur_half_blurs_a_random_half_of_the_tuples():
+    x = torch.rand(400, 5, 3, 28, 28)
+    assert blur_half(x, 0.0, torch.Generator().manual_seed(0)) is x
+    out = blur_half(x, 2.0, torch.Generator().manual_seed(0))
+    changed = (out != x).flatten(1).any(1)
+    unchanged = (out == x).flatten(1).all(1)
+    assert torch.equal(changed, ~unchanged)  # whole tuples, all modalities alike
+    assert 150 < changed.sum().item() < 250
+    again = blur_half(x, 2.0, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)

@@ -248,3 +248,15 @@ def test_wilson_interval_known_values():
     assert abs(lo - 0.7225) < 5e-4 and abs(hi - 1.0) < 1e-12
     mean, sd = mean_sd([0.5, 0.7, 0.6])
     assert abs(mean - 0.6) < 1e-12 and abs(sd - 0.1) < 1e-12
+
+
+def test_best_source_is_the_row_with_the_highest_off_diagonal_mean():
+    from mmebm.report import best_source
+
+    # row 0 has the largest diagonal (self-reconstruction), which must not count; row 2 wins
+    a = [[0.9, 0.1, 0.1], [0.2, 0.5, 0.3], [0.4, 0.4, 0.1]]
+    assert best_source([a]) == 2
+    # averaged over matrices: row 1 wins the mean although row 2 wins the first matrix
+    b = [[0.9, 0.1, 0.1], [0.9, 0.5, 0.9], [0.1, 0.1, 0.1]]
+    assert best_source([a, b]) == 1
+    assert best_source(iter([a, b])) == 1  # a generator, as the notebooks pass
