@@ -28,7 +28,7 @@ class ModelConfig:
 
     # --- posteriors, w prior, likelihood
     posterior: str = "laplace"    # family of q(z|x_m), q(w|x_m), p0(w) and the auxiliary w prior; MMVAE+
-    scale_eps: float = 1e-6       # added to posterior scales (Constants.eta in MMVAE / MMVAE+ code)
+    scale_eps: float = 1e-20      # added to posterior scales: Constants.eta = 1e-20 (srl-ethz/mmvaeplus src/utils.py)
     likelihood: str = "laplace"   # p(x|z, w): laplace | normal; MMVAE+ PolyMNIST (poster's model writes N(G(z), I))
     lik_scale: float = 0.75       # fixed scale of the image likelihood; MMVAE+ PolyMNIST decoder (CUB: 0.01)
     image_lik_weight: float = 1.0  # log p(image) is multiplied by this; MMVAE+ CUB: 32 / (3*64*64)

@@ -107,9 +107,10 @@ def test_cli_trains_saves_and_reports(tmp_path, polymnist_dir, capsys):
     main(["--data", str(polymnist_dir), "--out", str(out), "--epochs", "1", "--limit", "256", "--seed", "3",
           "--arch", "mmvaeplus"])
     printed = capsys.readouterr().out
-    assert printed.count("test accuracy") == 5
+    assert printed.count("test accuracy") == 5 and printed.count("sigma 2.0") == 5
     info = json.loads((out / INFO_FILE).read_text())
-    assert len(info["test_accuracy"]) == 5 and info["n_test"] == 10_000 and info["n_train"] == 256
+    assert len(info["test_accuracy"]) == 5 and info["n_test"] == 256 and info["n_train"] == 256
+    assert set(info["blurred_test_accuracy"]) == {"1.0", "2.0"}
     assert info["train_config"]["seed"] == 3 and info["arch"] == "mmvaeplus"
     assert Classifiers.load(out).test_accuracy == info["test_accuracy"]
 
