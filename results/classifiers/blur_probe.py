@@ -39,7 +39,7 @@ for folder in args.classifiers:
     clf = Classifiers.load(folder)
     for sigma in (0, 0.7, 1.0, 1.5, 2.0):
         pred = predict(clf, blur(x, sigma))
-        print(f"{folder:<28} sigma {sigma:<4} accuracy {share(pred, y[:, None])}  read as 1 {share(pred, 1)}")
+        print(f"{folder:<28} sigma {sigma:<4} accuracy {share(pred, y)}  read as 1 {share(pred, 1)}")
 
 if args.run:
     print(f"\npart 2: {args.run}, modality 3 generated from modality 2, read by each modality's classifier")
