@@ -108,7 +108,8 @@ def coherence_matrices(matrices):
         ax.set_xticks(range(len(mat)), labels, fontsize=7)
         ax.set_yticks(range(len(mat)), labels, fontsize=7)
         ax.set_xlabel("generated (target)", fontsize=7)
-        ax.set_ylabel("given (source)", fontsize=7)
+        if ax is axes[0, 0]:
+            ax.set_ylabel("given (source)", fontsize=7)
         ax.set_title(textwrap.fill(title, 30), fontsize=8)
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8)
     return fig

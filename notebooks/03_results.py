@@ -159,7 +159,8 @@ n_joint = metrics[next(iter(runs))]["n_joint"]
     f"PolyMNIST coherence, profile `{profile}` (ours: mean ± sd over the seeds of each model) beside the "
     f"poster's numbers.\n\n{table}\n\nPer run: joint coherence of {n_joint} prior samples with its "
     f"95 % Wilson interval, and the commonest digit among the coherent samples with its share (near 100 %: "
-    f"the joint coherence counts one digit, often blurs that every classifier reads alike).\n\n{markdown(per_run)}\n")
+    f"the joint coherence counts one digit, a mode of the prior or a blur that every classifier reads "
+    f"alike).\n\n{markdown(per_run)}\n")
 print(table)
 print()
 print(markdown(per_run))
