@@ -34,9 +34,9 @@ def share(pred, digit):
     return [f"{(pred[:, m] == digit).float().mean().item():.3f}" for m in range(pred.shape[1])]
 
 
+judges = {folder: Classifiers.load(folder) for folder in args.classifiers}
 print("part 1: real test digits, blurred; per modality")
-for folder in args.classifiers:
-    clf = Classifiers.load(folder)
+for folder, clf in judges.items():
     for sigma in (0, 0.7, 1.0, 1.5, 2.0):
         pred = predict(clf, blur(x, sigma))
         print(f"{folder:<28} sigma {sigma:<4} accuracy {share(pred, y)}  read as 1 {share(pred, 1)}")
@@ -47,9 +47,8 @@ if args.run:
     torch.manual_seed(0)
     with torch.no_grad():
         gen = torch.cat([model.cross_generate(x[s : s + 500], 2) for s in range(0, len(x), 500)])[:, 3]
-    for folder in args.classifiers:
-        clf = Classifiers.load(folder)
-        for m in range(5):
-            pred = predict(clf, gen[:, None].expand(-1, 5, -1, -1, -1).contiguous())[:, m]
+    for folder, clf in judges.items():
+        preds = predict(clf, gen[:, None].expand(-1, 5, -1, -1, -1).contiguous())  # column m: classifier of m
+        for m, pred in enumerate(preds.T):
             hist = torch.bincount(pred, minlength=10).tolist()
             print(f"{folder:<28} classifier of m{m}: accuracy {(pred == y).float().mean().item():.3f}, digits {hist}")
