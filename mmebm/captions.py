@@ -6,7 +6,13 @@ positions at once, so greedy decoding is an argmax per position and sampling dra
 independently given z.
 """
 
+import math
+from collections import Counter, namedtuple
+
 import torch
+
+from .data.cub_text import EOS, PAD
+from .report import Z95, wilson_interval
 
 
 def word_ids(logits, sample=False, temperature=1.0, generator=None):
@@ -89,3 +95,102 @@ class BigramScore:
         prev, cur, keep = self._pairs(ids, self.bos)
         lp = self.log_p[prev, cur] * keep
         return (lp.sum(1) / keep.sum(1)).float()
+
+
+# ---------------------------------------------------------------- measures repetition cannot fool
+
+Estimate = namedtuple("Estimate", "value lo hi")  # a measure with its 95 % interval
+
+
+def caption_words(ids):
+    """Word ids [N, L] -> N tuples of the words before the first <eos> (padding dropped)."""
+    out = []
+    for row in torch.as_tensor(ids).tolist():
+        words = []
+        for i in row:
+            if i == EOS:
+                break
+            if i != PAD:
+                words.append(i)
+        out.append(tuple(words))
+    return out
+
+
+def _ngrams(words, n):
+    return Counter(zip(*(words[i:] for i in range(n))))
+
+
+def distinct_n(captions, n):
+    """Share of distinct n-grams among all n-grams of the captions (tuples of words), and the
+    same with each caption left out in turn (for the jackknife)."""
+    grams = [_ngrams(c, n) for c in captions]
+    total = Counter()
+    for g in grams:
+        total.update(g)
+    D, T = len(total), sum(total.values())
+    # leaving caption i out removes the n-grams only it holds, and its n-grams from the count
+    loo = [(D - sum(total[k] == v for k, v in g.items())) / max(T - sum(g.values()), 1) for g in grams]
+    return D / max(T, 1), loo
+
+
+def repeated_share(captions):
+    """Share of captions that occur more than once among the captions, and leave-one-out values."""
+    n, count = len(captions), Counter(captions)
+    R = sum(count[c] > 1 for c in captions)
+    # dropping one of a pair leaves its twin unique; dropping one of three or more leaves a repeat
+    loo = [(R - (2 if count[c] == 2 else 1 if count[c] > 2 else 0)) / max(n - 1, 1) for c in captions]
+    return R / n, loo
+
+
+def jackknife(value, loo):
+    """95 % interval of a statistic from its leave-one-out values (normal approximation)."""
+    n = len(loo)
+    mean = sum(loo) / n
+    se = math.sqrt((n - 1) / n * sum((v - mean) ** 2 for v in loo))
+    return Estimate(value, value - Z95 * se, value + Z95 * se)
+
+
+def mean_interval(values):
+    """Mean of per-caption values with its 95 % interval (normal approximation)."""
+    v = torch.as_tensor(values, dtype=torch.float64)
+    se = v.std().item() / math.sqrt(len(v)) if len(v) > 1 else 0.0
+    return Estimate(v.mean().item(), v.mean().item() - Z95 * se, v.mean().item() + Z95 * se)
+
+
+def caption_measures(ids, score=None):
+    """Measures of N captions' variety and form, each an Estimate with a 95 % interval over the
+    captions (chains): distinct-1 / distinct-2 (share of distinct 1- and 2-grams; jackknife),
+    `repeated` (share of captions that occur more than once; jackknife), `length` (mean words
+    before <eos>), `ended` (share with an <eos> before the maximum length; Wilson) and, given a
+    BigramScore, `bigram` (mean per-word log-probability). A generic pattern repeated scores
+    well on the bigram yardstick but shows in distinct-n and `repeated`."""
+    ids = torch.as_tensor(ids).cpu()
+    captions = caption_words(ids)
+    ended = int((ids == EOS).any(1).sum())
+    out = {
+        "distinct-1": jackknife(*distinct_n(captions, 1)),
+        "distinct-2": jackknife(*distinct_n(captions, 2)),
+        "repeated": jackknife(*repeated_share(captions)),
+        "length": mean_interval([len(c) for c in captions]),
+        "ended": Estimate(ended / len(ids), *wilson_interval(ended, len(ids))),
+    }
+    if score is not None:
+        out["bigram"] = mean_interval(score(ids))
+    return out
+
+
+@torch.no_grad()
+def word_accuracy(model, x, batch_size=500):
+    """Share of the non-padding positions (words and <eos>) of the captions in x that greedy
+    decoding of their own reconstruction gets right: z (and w) drawn from the caption's own
+    posterior, as `model.reconstruct` does. x: the model's input (a tuple with the caption ids)."""
+    t = text_index(model)
+    right = total = 0
+    for i in range(0, len(x[t]), batch_size):
+        part = tuple(m[i:i + batch_size] for m in x)
+        ids = word_ids(model.reconstruct(part)[t]).cpu()
+        truth = part[t].cpu()
+        keep = truth != PAD
+        right += int(((ids == truth) & keep).sum())
+        total += int(keep.sum())
+    return right / total

@@ -21,12 +21,14 @@ class ModelConfig:
     vocab_size: int = 0           # CUB caption vocabulary; 0: taken from the data when training starts
     z_dim: int = 32               # shared z; MMVAE+ PolyMNIST run (srl-ethz/mmvaeplus)
     w_dim: int = 32               # modality-specific w, mmvaeplus only; MMVAE+ PolyMNIST run
-    net: str = "resnet"           # PolyMNIST networks: resnet (MMVAE+ nets) | conv (lighter MoPoE nets,
-                                  # thomassutter/MoPoE); which the paper used for the base version is not
-                                  # known. CUB has its own (mmebm/cub_nets.py)
+    net: str = "resnet"           # resnet: the MMVAE+ authors' networks | conv: lighter ones (PolyMNIST: MoPoE's,
+                                  # thomassutter/MoPoE; CUB: ours, mmebm/cub_nets.py); which the paper used for
+                                  # the base version is not known
     conv_width: int = 32          # channels of the conv nets' first layer (then 2x, 4x); MoPoE: 32
 
-    # --- posteriors, w prior, likelihood
+    # --- priors' scale, posteriors, likelihood
+    prior_scale: float = 1.0      # scale of p(z) (of p0(z) under the EBM) and of p0(w); MMVAE+ PolyMNIST: 1
+                                  # (Laplace(0, 1)); its CUB run: softplus(0) = ln 2 (mmvaeplus_CUB.py pz_params)
     posterior: str = "laplace"    # family of q(z|x_m), q(w|x_m), p0(w) and the auxiliary w prior; MMVAE+
     scale_eps: float = 1e-20      # added to posterior scales: Constants.eta = 1e-20 (srl-ethz/mmvaeplus src/utils.py)
     likelihood: str = "laplace"   # p(x|z, w): laplace | normal; MMVAE+ PolyMNIST (poster's model writes N(G(z), I))
@@ -57,6 +59,8 @@ class ModelConfig:
     def __post_init__(self):
         if self.dataset != "polymnist" and self.dataset not in CUB_MODALITIES:
             raise ValueError(f"model.dataset must be polymnist, cub or cub_captions, got {self.dataset!r}")
+        if not self.prior_scale > 0:
+            raise ValueError(f"model.prior_scale must be positive, got {self.prior_scale}")
         need = len(self.modalities)
         if self.n_modalities != need:
             raise ValueError(f"model.dataset={self.dataset} has {need} modalities; set model.n_modalities={need}")

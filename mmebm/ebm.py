@@ -13,15 +13,16 @@ from .nets import EnergyMLP
 
 
 class UnitPrior(nn.Module):
-    """N(0, I) or Laplace(0, 1) on [..., dim]; no parameters."""
+    """N(0, s^2 I) or Laplace(0, s) on [..., dim], s = `scale` (1: the unit prior); no parameters."""
 
-    def __init__(self, dim, name="gaussian"):
+    def __init__(self, dim, name="gaussian", scale=1.0):
         super().__init__()
         self.dim, self.family = dim, family(name)
         self.register_buffer("_zero", torch.zeros(()), persistent=False)  # follows .to(device)
+        self.register_buffer("_scale", torch.tensor(float(scale)), persistent=False)
 
     def dist(self):
-        return self.family(self._zero.expand(self.dim), self._zero.exp().expand(self.dim))
+        return self.family(self._zero.expand(self.dim), self._scale.expand(self.dim))
 
     def log_prob(self, z):
         return self.dist().log_prob(z)
@@ -66,6 +67,6 @@ class EBMPrior(nn.Module):
 def build_prior(cfg):
     if cfg.prior == "ebm":
         f_alpha = EnergyMLP(cfg.z_dim, cfg.ebm_hidden, cfg.ebm_act)
-        return EBMPrior(f_alpha, UnitPrior(cfg.z_dim, cfg.ebm_base),
+        return EBMPrior(f_alpha, UnitPrior(cfg.z_dim, cfg.ebm_base, cfg.prior_scale),
                         cfg.langevin_steps, cfg.langevin_step_size, cfg.langevin_noise)
-    return UnitPrior(cfg.z_dim, cfg.prior)
+    return UnitPrior(cfg.z_dim, cfg.prior, cfg.prior_scale)

@@ -62,14 +62,14 @@ class MultimodalVAE(nn.Module):
         # PolyMNIST: one architecture for all modalities, stacked; CUB: one network per modality
         if encoder is None:
             encoder = (Encoder(M, cfg.z_dim, self.w_dim, cfg.net, cfg.channels_last, cfg.conv_width) if self.stacked
-                       else ModalityEncoders(cfg.modalities, cfg.z_dim, self.w_dim, cfg.vocab_size))
+                       else ModalityEncoders(cfg.modalities, cfg.z_dim, self.w_dim, cfg.vocab_size, cfg.net))
         if decoder is None:
             decoder = (Decoder(M, in_dim, cfg.net, cfg.channels_last, cfg.conv_width) if self.stacked
-                       else ModalityDecoders(cfg.modalities, in_dim, cfg.vocab_size))
+                       else ModalityDecoders(cfg.modalities, in_dim, cfg.vocab_size, cfg.net, self.w_dim))
         self.enc, self.dec = encoder, decoder
         self.prior = build_prior(cfg)  # p(z); EBM parameters live in prior.f_alpha
         if self.w_dim:
-            self.p0_w = UnitPrior(self.w_dim, cfg.posterior)  # p0(w): the unit prior (training and test)
+            self.p0_w = UnitPrior(self.w_dim, cfg.posterior, cfg.prior_scale)  # p0(w), in training and at test
             # MMVAE+ auxiliary prior of each modality, used for w~ in cross-reconstruction
             # during training: zero location, learnable scale (raw, as the posterior's)
             self.aux_w_raw = nn.Parameter(torch.zeros(M, self.w_dim))

@@ -16,7 +16,7 @@
 # # 04 · CUB image-captions: captions along the Langevin chain
 #
 # The poster's second figure generates bird captions along a Markov chain: short-run Langevin
-# dynamics starts at $z_0 \sim p_0 = \mathcal N(0, I)$ and runs toward the learned prior
+# dynamics starts at $z_0 \sim p_0$ (a Gaussian) and runs toward the learned prior
 #
 # $$p_\alpha(z) = \frac{1}{Z(\alpha)} \exp[-f_\alpha(z)]\, p_0(z), \qquad
 # z_{k+1} = z_k - \frac{s^2}{2}\nabla_z\big[f_\alpha(z_k) - \log p_0(z_k)\big] + s\,\epsilon_k,$$
@@ -30,13 +30,13 @@
 #
 # | choice | value | source |
 # |---|---|---|
-# | latents | $z$ 48, $w$ 16; Normal priors and posteriors | MMVAE+ CUB run |
-# | objective | DReG with K = 10, $\beta$ = 1 (`paper`); the K = 1 ELBO in `cpu` | MMVAE+ CUB run |
+# | latents | $z$ 48, $w$ 16; Normal posteriors; priors $\mathcal N(0, (\ln 2)^2 I)$ (scale softplus(0)) | MMVAE+ CUB run (its code) |
+# | objective | IWAE with K = 10, $\beta$ = 1 (`paper`; the reference's `--obj dreg` computes this, see `configs/cub_mmvaeplus.yaml`); the K = 1 ELBO in `cpu` | MMVAE+ CUB run |
 # | image likelihood | Laplace, scale 0.01, weighted by $32 / (3\cdot 64\cdot 64)$ | MMVAE+ CUB run |
 # | caption likelihood | categorical per word, weighted by 5 | MMVAE+ CUB run |
 # | training | batch 32, 50 epochs (`paper`) | MMVAE+ CUB run |
 # | optimizer | Adam lr 1e-3 with amsgrad | MMVAE+ PolyMNIST run (SPEC gives none for CUB) |
-# | networks | image: 4 conv layers 64 -> 4; caption: MMVAE's sentence-conv layout, no batch norm | ours (`mmebm/cub_nets.py`) |
+# | networks | `paper`: MMVAE+'s CUB networks (image ResNets; caption convs with batch norm); `cpu`: ours, lighter (image: 4 conv layers 64 -> 4; caption: MMVAE's sentence-conv layout, no batch norm) | `mmebm/cub_nets.py` |
 # | EBM, Langevin | as for PolyMNIST: $f_\alpha$ 48 -> 200 -> 200 -> 1, 60 steps of size 0.4 | Pang et al. 2020 |
 #
 # Captions are processed as MMVAE does (max length 32 with `<eos>` and `<pad>`, words seen

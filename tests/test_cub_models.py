@@ -23,7 +23,7 @@ V = 40  # a small vocabulary for the synthetic tests
 def cub_cfg(dataset="cub", prior="gaussian", **kw):
     M = 2 if dataset == "cub" else 1
     model = "mmvaeplus" if dataset == "cub" else "mmvae"
-    base = dict(dataset=dataset, n_modalities=M, model=model, prior=prior, vocab_size=V, z_dim=6, w_dim=3,
+    base = dict(dataset=dataset, n_modalities=M, model=model, prior=prior, vocab_size=V, z_dim=6, w_dim=3, net="conv",
                 posterior="normal", lik_scale=0.01, image_lik_weight=32 / (3 * 64 * 64), text_lik_weight=5.0,
                 beta=1.0, langevin_steps=4)
     return ModelConfig(**{**base, **kw})
@@ -50,6 +50,17 @@ def test_shapes_and_finite_training_step(dataset, prior):
     assert [tuple(o.shape) for o in model.sample(5)] == [(5, *s) for s in shapes]
     assert [tuple(o.shape) for o in model.cross_generate(x, 0)] == [(3, *s) for s in shapes]
     assert [tuple(o.shape) for o in model.reconstruct(x)] == [(3, *s) for s in shapes]
+
+
+def test_paper_networks_train_and_sample():
+    """net=resnet: the MMVAE+ CUB networks (tests/test_cub_nets.py) inside the model, batch norm included."""
+    torch.manual_seed(0)
+    model = build_model(cub_cfg("cub", "ebm", net="resnet", z_dim=8, w_dim=4))
+    assert model.dec.nets[1].w_dim == 4  # the caption decoder splits u = [w, z]
+    out = train_step(model, batch(B=4), *make_optimizers(model))
+    assert all(math.isfinite(v) for v in out.values())
+    model.eval()  # batch norm's running statistics: one latent decodes alone
+    assert [tuple(o.shape) for o in model.sample(1)] == [(1, 3, 64, 64), (1, 32, V)]
 
 
 def test_batched_equals_loop():
@@ -140,7 +151,10 @@ def test_cub_configs():
     for name in ("cub_mmvaeplus", "cub_mmvaeplus_ebm", "cub_captions", "cub_captions_ebm"):
         paper, cpu = load_config(name, "paper"), load_config(name, "cpu")
         assert paper.model.dataset.startswith("cub") and paper.model.posterior == "normal"
-        assert (paper.model.K, paper.model.dreg, paper.model.beta) == (10, True, 1.0)  # MMVAE+ CUB run
+        # the MMVAE+ CUB run as its code computes it: K 10 IWAE (its --obj dreg), priors' scale ln 2
+        assert (paper.model.K, paper.model.dreg, paper.model.beta) == (10, False, 1.0)
+        assert paper.model.prior_scale == pytest.approx(math.log(2.0)) == cpu.model.prior_scale
+        assert (paper.model.net, cpu.model.net) == ("resnet", "conv")  # MMVAE+'s CUB networks; ours on cpu
         assert (paper.train.batch_size, paper.train.epochs) == (32, 50)
         assert (cpu.model.K, cpu.model.dreg) == (1, False)  # the experiment's own cpu adjustments
         assert paper.model.prior == ("ebm" if name.endswith("ebm") else "gaussian")

@@ -307,6 +307,20 @@ def test_unit_prior_matches_torch():
     z = torch.randn(5, 3)
     torch.testing.assert_close(UnitPrior(3, "laplace").log_prob(z), td.Laplace(0.0, 1.0).log_prob(z).sum(-1))
     torch.testing.assert_close(UnitPrior(3, "gaussian").log_prob(z), td.Normal(0.0, 1.0).log_prob(z).sum(-1))
+    ln2 = math.log(2.0)  # the MMVAE+ CUB run's prior scale, softplus(0)
+    torch.testing.assert_close(UnitPrior(3, "gaussian", ln2).log_prob(z), td.Normal(0.0, ln2).log_prob(z).sum(-1))
+    torch.manual_seed(0)
+    assert UnitPrior(2, "laplace", ln2).sample(20000).abs().mean().item() == pytest.approx(ln2, rel=0.03)  # E|z| = b
+
+
+def test_prior_scale_reaches_p_z_p0_and_p0_w():
+    for prior in ("gaussian", "ebm"):
+        model = build_model(preset("mmvaeplus", net="conv", prior=prior, posterior="normal", prior_scale=0.5, z_dim=4,
+                                   w_dim=3))
+        p_z = model.prior.p0 if prior == "ebm" else model.prior
+        assert p_z.dist().scale.tolist() == [0.5] * 4 and model.p0_w.dist().scale.tolist() == [0.5] * 3
+    with pytest.raises(ValueError, match="prior_scale"):
+        preset("mmvae", prior_scale=0.0)
 
 
 @pytest.mark.parametrize("name", ["mmvae", "mmvaeplus"])

@@ -1,0 +1,51 @@
+"""Colour coherence against inputs whose colours are known."""
+
+import pytest
+import torch
+
+from mmebm.colours import PALETTE, caption_colours, colour_coherence, image_colours, other_items
+from mmebm.data import Vocab
+from mmebm.data.cub_text import EOS, PAD
+
+
+def test_caption_colours_fold_synonyms_and_stop_at_eos():
+    vocab = Vocab(["<exc>", "<pad>", "<eos>", "a", "gray", "bird", "red", "tan", "blue"])
+    ix = vocab.index
+    ids = torch.tensor([[ix["a"], ix["gray"], ix["bird"], EOS, ix["blue"]],
+                        [ix["red"], ix["tan"], EOS, PAD, PAD],
+                        [ix["a"], ix["bird"], EOS, PAD, PAD]])
+    assert caption_colours(ids, vocab) == [{"grey"}, {"red", "brown"}, set()]
+
+
+def test_image_colours_read_the_centre_and_rank_by_pixels():
+    img = torch.zeros(1, 3, 64, 64)
+    img[0, :, 24:40, 24:40] = torch.tensor(PALETTE["yellow"])[:, None, None]  # the 16 x 16 centre
+    img[0, :, 24:28, 24:40] = torch.tensor(PALETTE["blue"])[:, None, None]    # a quarter of it blue
+    img[0, :, :4] = torch.tensor(PALETTE["red"])[:, None, None]               # outside the crop: unseen
+    assert image_colours(img) == [{"yellow", "blue"}]
+    assert image_colours(img, top=1) == [{"yellow"}]
+
+
+def test_other_items_are_of_another_image():
+    groups = torch.arange(30) // 10
+    other = other_items(groups, seed=3)
+    assert (groups[other] != groups).all()
+    assert torch.equal(other, other_items(groups, seed=3))
+    with pytest.raises(ValueError, match="two images"):
+        other_items(torch.zeros(5))
+
+
+def test_colour_coherence_of_a_copy_and_of_a_model_that_ignores_its_input():
+    colours = [{"red"}, {"blue"}, {"yellow"}, {"green"}] * 25
+    groups = torch.arange(100)
+    perfect = colour_coherence(colours, colours, groups, seed=1)
+    other = other_items(groups, seed=1).tolist()  # chance: another item's colour happens to be the same
+    same = sum(colours[j] == c for c, j in zip(colours, other)) / 100
+    assert perfect["share"].value == 1.0 and perfect["chance"].value == same and 0.1 < same < 0.4
+    assert perfect["gain"].value == 1.0 - same and perfect["gain"].lo > 0.5
+    # always naming red: hits exactly where the reference is red, own or other, so no gain on average
+    constant = colour_coherence([{"red"}] * 100, colours, groups)
+    assert constant["share"].value == 0.25
+    assert constant["gain"].lo < 0 < constant["gain"].hi
+    with pytest.raises(ValueError, match="length"):
+        colour_coherence(colours[:3], colours, groups)
