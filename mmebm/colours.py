@@ -41,7 +41,8 @@ def caption_colours(ids, vocab):
 
 def image_colours(images, crop=CROP, top=TOP):
     """Images [N, 3, H, W] in [0, 1] -> N frozensets: the `top` most common colours among the
-    pixels of the centre crop x crop, each pixel named by its nearest PALETTE prototype."""
+    pixels of the centre crop x crop, each pixel named by its nearest PALETTE prototype (fewer
+    where fewer colours occur)."""
     images = torch.as_tensor(images).float().clamp(0, 1)
     H, W = images.shape[-2:]
     top_, left = (H - crop) // 2, (W - crop) // 2
@@ -49,8 +50,8 @@ def image_colours(images, crop=CROP, top=TOP):
     protos = torch.tensor(list(PALETTE.values()), device=pixels.device)
     nearest = torch.cdist(pixels, protos.expand(len(pixels), -1, -1)).argmin(-1)          # [N, P]
     counts = torch.nn.functional.one_hot(nearest, len(PALETTE)).sum(1)                    # [N, C]
-    names = list(PALETTE)
-    return [frozenset(names[c] for c in row) for row in counts.topk(top, 1).indices.tolist()]
+    names, (n, idx) = list(PALETTE), counts.topk(top, 1)
+    return [frozenset(names[c] for c, k in zip(row, nrow) if k > 0) for row, nrow in zip(idx.tolist(), n.tolist())]
 
 
 def other_items(groups, seed=0):
@@ -80,3 +81,73 @@ def colour_coherence(named, reference, groups, seed=0):
     own = torch.tensor([bool(a & r) for a, r in zip(named, reference)], dtype=torch.float64)
     chance = torch.tensor([bool(a & reference[j]) for a, j in zip(named, other)], dtype=torch.float64)
     return {"share": mean_interval(own), "chance": mean_interval(chance), "gain": mean_interval(own - chance)}
+
+
+def image_references(pairs):
+    """For each image of a CUBImageCaptions set, the colours named in any of its captions."""
+    named = caption_colours(pairs.captions, pairs.vocab)
+    refs = [set() for _ in range(len(pairs.images))]
+    for m, colours in zip(pairs.image_index.tolist(), named):
+        refs[m] |= colours
+    return [frozenset(r) for r in refs]
+
+
+@torch.no_grad()
+def cross_colour_coherence(model, pairs, n_captions=1000, seed=0, batch_size=250):
+    """Colour coherence of a CUB image-caption model's cross generation on a test set `pairs`:
+    {"image -> caption": one caption generated from each image (greedy words) against the colours
+    of the image's captions, "caption -> image": images generated from n_captions evenly spaced
+    captions against the colours each names}, each as colour_coherence returns it. Generation
+    draws z from the source's posterior and w from p0(w) (`model.cross_generate`), seeded."""
+    from .captions import text_index, word_ids
+
+    t = text_index(model)
+    device = next(model.parameters()).device
+
+    def generate(idx, src):
+        torch.manual_seed(seed)
+        outs = []
+        for i in range(0, len(idx), batch_size):
+            x = tuple(m.to(device) for m in pairs[idx[i:i + batch_size]])
+            outs.append(model.cross_generate(x, src)[1 - src].cpu())
+        return torch.cat(outs)
+
+    first = first_captions(pairs)
+    captions = word_ids(generate(first, 1 - t))
+    to_caption = colour_coherence(caption_colours(captions, pairs.vocab), image_references(pairs),
+                                  torch.arange(len(first)), seed)
+    idx = _spaced(len(pairs), n_captions)
+    images = generate(idx, t)
+    to_image = colour_coherence(image_colours(images), caption_colours(pairs.captions[idx].cpu(), pairs.vocab),
+                                pairs.image_index[idx].cpu(), seed)
+    return {"image -> caption": to_caption, "caption -> image": to_image}
+
+
+def _spaced(n, k):
+    return torch.linspace(0, n - 1, min(k, n)).round().long()
+
+
+def first_captions(pairs):
+    """Index of each image's first caption in a CUBImageCaptions set, in image order."""
+    image_index = pairs.image_index.cpu()
+    first = torch.full((len(pairs.images),), len(image_index), dtype=torch.long)
+    first.scatter_reduce_(0, image_index, torch.arange(len(image_index)), "amin")
+    return first
+
+
+def real_colour_coherence(pairs, n_captions=1000, seed=0):
+    """The same measures on real data, the ceilings of cross_colour_coherence: "image -> caption":
+    each image's first real caption against the colours of its other captions; "caption ->
+    image": each caption's own image."""
+    named = caption_colours(pairs.captions.cpu(), pairs.vocab)
+    first = first_captions(pairs).tolist()
+    others = [set() for _ in first]
+    for i, m in enumerate(pairs.image_index.tolist()):
+        if i != first[m]:
+            others[m] |= named[i]
+    to_caption = colour_coherence([named[i] for i in first], others, list(range(len(first))), seed)
+    idx = _spaced(len(pairs), n_captions)
+    images = pairs.images[pairs.image_index[idx]].cpu().float() / 255
+    to_image = colour_coherence(image_colours(images), [named[i] for i in idx.tolist()],
+                                pairs.image_index[idx].cpu(), seed)
+    return {"image -> caption": to_caption, "caption -> image": to_image}

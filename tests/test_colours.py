@@ -49,3 +49,49 @@ def test_colour_coherence_of_a_copy_and_of_a_model_that_ignores_its_input():
     assert constant["gain"].lo < 0 < constant["gain"].hi
     with pytest.raises(ValueError, match="length"):
         colour_coherence(colours[:3], colours, groups)
+
+
+def synthetic_pairs():
+    """Four images, each a bird of one colour in the centre, with two captions naming it."""
+    from mmebm.data import CUBImageCaptions
+
+    words = ["<exc>", "<pad>", "<eos>", "a", "bird", "red", "blue", "yellow", "green"]
+    vocab = Vocab(words)
+    colours = ["red", "blue", "yellow", "green"]
+    images = torch.zeros(4, 3, 64, 64, dtype=torch.uint8)
+    for m, c in enumerate(colours):
+        images[m, :, 20:44, 20:44] = (torch.tensor(PALETTE[c]) * 255).round().to(torch.uint8)[:, None, None]
+    captions = torch.full((8, 32), PAD)
+    captions[:, :4] = torch.tensor([[vocab.index["a"], vocab.index[colours[i // 2]], vocab.index["bird"], EOS]
+                                    for i in range(8)])
+    return CUBImageCaptions(images, captions, torch.arange(8) // 2, vocab), colours
+
+
+def test_real_colour_coherence_of_pairs_that_agree():
+    from mmebm.colours import first_captions, real_colour_coherence
+
+    pairs, _ = synthetic_pairs()
+    assert first_captions(pairs).tolist() == [0, 2, 4, 6]
+    real = real_colour_coherence(pairs, n_captions=8)
+    assert real["image -> caption"]["share"].value == 1.0 and real["image -> caption"]["chance"].value == 0.0
+    assert real["caption -> image"]["share"].value == 1.0 and real["caption -> image"]["chance"].value == 0.0
+
+
+def test_cross_colour_coherence_of_an_oracle():
+    """A 'model' whose cross generation returns the source's true partner scores as the real data does."""
+    from types import SimpleNamespace
+
+    from mmebm.colours import cross_colour_coherence
+
+    pairs, _ = synthetic_pairs()
+    V = len(pairs.vocab)
+
+    def cross_generate(x, src):
+        image, caption = x
+        return image, torch.nn.functional.one_hot(caption, V).float()
+
+    oracle = SimpleNamespace(cfg=SimpleNamespace(modalities=["image64", "text"]), cross_generate=cross_generate,
+                             parameters=lambda: iter([torch.zeros(1)]))
+    out = cross_colour_coherence(oracle, pairs, n_captions=8)
+    for direction in ("image -> caption", "caption -> image"):
+        assert out[direction]["share"].value == 1.0 and out[direction]["chance"].value == 0.0

@@ -53,7 +53,7 @@ def tiny_parameters(name, data_root, polymnist_dir, tmp, request):
         "01_objectives": dict(common, n_samples=2000, n_iters=150, n_iters_vae=150, batch_size=128),
         "02_models": dict(tiny_run, polymnist_dir=str(polymnist_dir), weights_dir=str(tmp / "no_weights")),
         "04_cub": dict(common, runs_dir=str(tmp / "runs"), cache_dir=str(tmp / "cub_cache"), device="cpu",
-                       overrides=TINY_CUB, n_chains=3, chain_show=[0, 2, 5], n_show=3, n_score=50),
+                       overrides=TINY_CUB, n_chains=3, chain_show=[0, 2, 5], n_show=3, n_score=50, n_colour=100),
     }[name]
 
 
