@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 
 
 CUB_MODALITIES = {"cub": ["image64", "text"], "cub_captions": ["text"]}  # PolyMNIST: M images
+OBJECTIVES = ("moe",)  # the keys of objectives.OBJECTIVES (this module imports no torch)
 
 
 @dataclass
@@ -36,7 +37,8 @@ class ModelConfig:
     image_lik_weight: float = 1.0  # log p(image) is multiplied by this; MMVAE+ CUB: 32 / (3*64*64)
     text_lik_weight: float = 1.0   # log p(caption) (one-hot categorical) is multiplied by this; MMVAE+ CUB: 5
 
-    # --- objective
+    # --- objective (mmebm/objectives.py)
+    objective: str = "moe"        # moe: the mixture-of-experts bound, IWAE over K samples per expert; MMVAE / MMVAE+
     beta: float = 2.5             # weight of the regularizer; MMVAE+ PolyMNIST run
     K: int = 1                    # posterior samples per expert; MMVAE+ PolyMNIST run (ELBO)
     dreg: bool = False            # DReG estimator (used with K > 1); MMVAE / MMVAE+ option
@@ -57,6 +59,8 @@ class ModelConfig:
     channels_last: bool = True    # memory format of the grouped convs (where grouped kernels run)
 
     def __post_init__(self):
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"model.objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
         if self.dataset != "polymnist" and self.dataset not in CUB_MODALITIES:
             raise ValueError(f"model.dataset must be polymnist, cub or cub_captions, got {self.dataset!r}")
         if not self.prior_scale > 0:

@@ -1,5 +1,9 @@
 """MMVAE and MMVAE+ with a Gaussian / Laplace / EBM prior on the shared z: one class.
 
+The model holds the encoders, decoders, the prior on z, MMVAE+'s w with its auxiliary prior,
+and generation; the training objective lives in objectives.py (cfg.objective), which
+model.loss and model.log_weights call.
+
 Shapes: x [B, M, *event] (PolyMNIST: the M modalities share a shape) or a tuple of M tensors
 [B, *event_m] (CUB: image [B, 3, 64, 64] and caption ids [B, 32]); posterior samples are
 indexed [K, B, R, dim] where R is the expert (the modality r whose posterior q(z|x_r) drew
@@ -16,9 +20,10 @@ import torch.nn as nn
 
 from .config import ModelConfig
 from .cub_nets import ModalityDecoders, ModalityEncoders
-from .distributions import OneHotCategorical, family, likelihood, log_mean_exp, posterior_scale
+from .distributions import OneHotCategorical, family, likelihood, posterior_scale
 from .ebm import EBMPrior, UnitPrior, build_prior
 from .nets import Decoder, Encoder
+from .objectives import build_objective, log_q_mix  # noqa: F401 (log_q_mix: re-exported for tests, notebooks)
 
 Posterior = namedtuple("Posterior", "z w")  # unimodal posteriors, batch shape [B, M]; w None for MMVAE
 
@@ -39,15 +44,9 @@ def _float_dtype(x):
     return t.dtype if t.dtype.is_floating_point else torch.get_default_dtype()
 
 
-def log_q_mix(q, z):
-    """log q_mix(z | X) = log 1/M sum_m q(z | x_m), for q of batch shape [B, M] and z
-    [..., B, R, D] (expert r's samples) -> [..., B, R]."""
-    components = type(q)(q.loc[:, None], q.scale[:, None])  # batch [B, 1, M]
-    return log_mean_exp(components.log_prob(z[..., None, :]), -1)
-
-
 class MultimodalVAE(nn.Module):
-    """MMVAE (cfg.model="mmvae") or MMVAE+ ("mmvaeplus"); the prior on z is cfg.prior.
+    """MMVAE (cfg.model="mmvae") or MMVAE+ ("mmvaeplus"); the prior on z is cfg.prior, the
+    training objective cfg.objective (objectives.py).
 
     encoder / decoder default to the networks of cfg.dataset (PolyMNIST: cfg.net); any modules
     with the nets.Encoder / nets.Decoder call signatures fit (tests plug in linear ones).
@@ -73,6 +72,7 @@ class MultimodalVAE(nn.Module):
             # MMVAE+ auxiliary prior of each modality, used for w~ in cross-reconstruction
             # during training: zero location, learnable scale (raw, as the posterior's)
             self.aux_w_raw = nn.Parameter(torch.zeros(M, self.w_dim))
+        self.objective = build_objective(cfg)  # a plain object: no parameters, nothing in the state dict
 
     # ------------------------------------------------------------------ parameters
 
@@ -115,7 +115,7 @@ class MultimodalVAE(nn.Module):
             return self.dec(u)
         return torch.stack([self.dec(u[:, d], g=d) for d in range(u.shape[1])], 1)
 
-    def _decode_experts(self, u):
+    def decode_experts(self, u):
         """u [K, B, R, M, dim] -> [K, B, R, M, *event]. Batched: one call; loop: R*M calls
         of K*B samples each, the structure of the reference implementations."""
         K, B, R, M, D = u.shape
@@ -152,63 +152,21 @@ class MultimodalVAE(nn.Module):
         """The auxiliary priors of the M modalities' w, batch shape [M]."""
         return self._dist(torch.zeros_like(self.aux_w_raw), self.aux_w_raw)
 
-    def _join(self, w, z):
+    def join(self, w, z):
         """Decoder input [w, z] (MMVAE+ order), or z alone for MMVAE."""
         return z if w is None else torch.cat([w, z], -1)
 
     # ------------------------------------------------------------------ objective
 
     def log_weights(self, x, post=None):
-        """Per-sample log importance weights of the MoE objective, one per expert:
-
-            lw[k, b, r] = sum_d log p(x_d | z_r, w) + beta * (log p(z_r) + log p0(w_r)
-                          - log q_mix(z_r | X) - log q(w_r | x_r)),   (z_r, w_r) ~ q(.|x_r)
-
-        with w = w_r for d == r and w~ ~ aux prior of d otherwise (MMVAE+). With the EBM
-        prior, log p(z) = -f_alpha(z) + log p0(z) (frozen alpha, log Z dropped).
-        With cfg.dreg the posterior parameters in log q are detached (DReG).
-        Returns lw [K, B, R] and the samples {"z": [K, B, R, Dz], "w": [K, B, R, Dw],
-        "w_cross": [K, B, R, M, Dw]} (w's None for MMVAE).
-        """
-        cfg, B, M, device = self.cfg, _first(x).shape[0], self.cfg.n_modalities, _first(x).device
-        post = self.encode(x) if post is None else post
-        qz, qw = (post.z.detach(), None if post.w is None else post.w.detach()) if cfg.dreg else post
-        z = post.z.rsample((cfg.K,))                                    # [K, B, R, Dz]
-        reg = self.prior.log_prob(z) - log_q_mix(qz, z)
-        w = w_cross = u_w = None
-        if self.w_dim:
-            w = post.w.rsample((cfg.K,))                                # [K, B, R, Dw]
-            reg = reg + self.p0_w.log_prob(w) - qw.log_prob(w)
-            w_cross = self.aux_w().rsample((cfg.K, B, M))               # [K, B, R, M(d), Dw]
-            self_rec = torch.eye(M, dtype=torch.bool, device=device)[:, :, None]
-            u_w = torch.where(self_rec, w[:, :, :, None], w_cross)
-        u = self._join(u_w, z[:, :, :, None].expand(-1, -1, -1, M, -1))
-        lpx = self.log_lik(self._decode_experts(u), x)                  # decoder outputs [K, B, R, M, *event]
-        return lpx + cfg.beta * reg, {"z": z, "w": w, "w_cross": w_cross}
+        """The objective's per-sample log importance weights (objectives.MoE.log_weights):
+        lw [K, B, R] and the posterior samples."""
+        return self.objective.log_weights(self, x, post)
 
     def loss(self, x):
-        """VAE loss (minus the objective, per data point) and stats; stats["z"] holds the
-        detached posterior samples [K*B*R, Dz] for the EBM update."""
-        lw, samples = self.log_weights(x)
-        z, w = samples["z"], samples["w"]
-        if self.cfg.dreg:
-            # DReG (Tucker et al. 2019) per expert: generator gradient sum_k wt_k dlw_k, encoder
-            # gradient through the samples sum_k wt_k^2 dlw_k/dz (the hooks add the second wt)
-            wt = torch.softmax(lw, 0).detach()
-            for s in (z, w):
-                if s is not None and s.requires_grad:
-                    s.register_hook(lambda g: g * wt[..., None])
-            surrogate = (wt * lw).sum(0)
-        else:
-            surrogate = log_mean_exp(lw, 0)                             # IWAE over K; the ELBO for K = 1
-        loss = -surrogate.mean()
-        if self.cfg.dreg:
-            with torch.no_grad():
-                bound = log_mean_exp(lw, 0).mean()
-        else:
-            bound = -loss.detach()  # the surrogate is the bound itself
-        stats = {"objective": bound, "z": z.detach().reshape(-1, z.shape[-1])}
-        return loss, stats
+        """VAE loss (minus cfg.objective's surrogate, per data point) and stats: "objective" (the
+        bound, detached), "z" (detached posterior samples [N, Dz] for the EBM update)."""
+        return self.objective(self, x)
 
     def ebm_loss(self, z_post, z_neg=None):
         """EBM loss (see ebm.EBMPrior.ebm_loss) on posterior samples, against z_neg or fresh
@@ -231,14 +189,14 @@ class MultimodalVAE(nn.Module):
         M = self.cfg.n_modalities
         if self.w_dim and w is None:
             w = self.p0_w.sample((len(z), M))
-        return self.decode(self._join(w, z[:, None].expand(-1, M, -1)))
+        return self.decode(self.join(w, z[:, None].expand(-1, M, -1)))
 
     @torch.no_grad()
     def reconstruct(self, x, mean=False):
         """Each modality from its own posterior sample (z_m, w_m) (or the posterior means)."""
         post = self.encode(x)
         draw = (lambda q: q.mean) if mean else (lambda q: q.rsample())
-        return self.decode(self._join(draw(post.w) if self.w_dim else None, draw(post.z)))
+        return self.decode(self.join(draw(post.w) if self.w_dim else None, draw(post.z)))
 
     @torch.no_grad()
     def cross_generate(self, x, src, mean=False):
@@ -255,7 +213,7 @@ class MultimodalVAE(nn.Module):
         expert = src[torch.randint(len(src), (B,), device=device)]
         z = z_all[torch.arange(B, device=device), expert]
         w = self.p0_w.sample((B, M)) if self.w_dim else None
-        return self.decode(self._join(w, z[:, None].expand(-1, M, -1)))
+        return self.decode(self.join(w, z[:, None].expand(-1, M, -1)))
 
 
     @torch.no_grad()

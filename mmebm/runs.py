@@ -75,7 +75,7 @@ def install_shipped(weights_dir, run_dir, data=None):
         old = load_checkpoint(ckpt)
         if "shipped" not in old:
             raise FileExistsError(f"{run_dir} holds a run trained here; install shipped weights elsewhere")
-        if old["shipped"]["sha256"] == manifest["sha256"] and old["config"] == to_dict(config):
+        if old["shipped"]["sha256"] == manifest["sha256"] and to_dict(from_dict(old["config"])) == to_dict(config):
             return model
     run_dir.mkdir(parents=True, exist_ok=True)
     save_checkpoint(ckpt, {"model": model.state_dict(), "step": manifest["steps"], "config": to_dict(config),
