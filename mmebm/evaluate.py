@@ -15,8 +15,8 @@ import torch
 
 from .classifiers import Classifiers
 from .coherence import joint_agreement, model_cross_coherence, model_joint_coherence
+from .config import to_dict
 from .data import PolyMNIST
-from .experiment import to_dict
 from .train import load_checkpoint, model_from_state, resolve_device
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 
 from . import classifiers as clf
+from .config import from_dict, load_config, to_dict
 from .evaluate import evaluate
-from .experiment import from_dict, load_config, to_dict
 from .train import load_checkpoint, load_run, save_checkpoint, train
 from .weights import load_shipped
 

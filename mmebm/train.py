@@ -19,8 +19,8 @@ import torch.distributed as dist
 import yaml
 from tqdm import tqdm
 
+from .config import ConfigError, from_dict, load_config, to_dict
 from .data import load_experiment_data
-from .experiment import ConfigError, from_dict, load_config, to_dict
 from .models import build_model, make_optimizers, train_step
 
 

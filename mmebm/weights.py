@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from .experiment import from_dict
+from .config import from_dict
 from .models import build_model
 
 MODEL_FILE, MANIFEST_FILE, CURVES_FILE = "model.pt", "manifest.json", "metrics.csv"

@@ -8,12 +8,11 @@ import torch
 import torch.distributions as td
 
 from mmebm.captions import caption_chain, text_index, to_text, word_ids
-from mmebm.config import ModelConfig
+from mmebm.config import ConfigError, ModelConfig, load_config
 from mmebm.cub_nets import ModalityDecoders, ModalityEncoders
 from mmebm.data import Vocab
 from mmebm.distributions import OneHotCategorical
 from mmebm.evaluate import evaluate
-from mmebm.experiment import ConfigError, load_config
 from mmebm.models import build_model, make_optimizers, train_step
 from mmebm.train import load_checkpoint, load_run, train
 

@@ -5,9 +5,8 @@ import pytest
 import torch
 
 from mmebm import config, models, objectives
-from mmebm.config import ModelConfig, preset
+from mmebm.config import ConfigError, ModelConfig, load_config, preset
 from mmebm.distributions import log_mean_exp
-from mmebm.experiment import ConfigError, load_config
 from mmebm.models import build_model, make_optimizers, train_step
 from mmebm.objectives import MoE, build_objective
 

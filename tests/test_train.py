@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mmebm.experiment import ConfigError, load_config
+from mmebm.config import ConfigError, load_config
 from mmebm.train import NonFiniteLoss, load_checkpoint, train
 
 REPO = Path(__file__).resolve().parents[1]

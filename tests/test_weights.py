@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from mmebm.experiment import ConfigError, load_config
+from mmebm.config import ConfigError, load_config
 from mmebm.runs import ensure_seeded_runs, install_shipped, run_dir, shipped_seeds
 from mmebm.train import load_checkpoint, load_run, train
 from mmebm.weights import ShippedWeightsError, check, export, load_shipped
@@ -101,7 +101,7 @@ def test_committed_weights_match_their_manifests_and_the_configs():
     profile gives today (so `make reproduce TRAIN=1` retrains the same thing), up to run control."""
     from pathlib import Path
 
-    from mmebm.experiment import to_dict
+    from mmebm.config import from_dict, to_dict
     from mmebm.train import _comparable
 
     root = Path(__file__).resolve().parents[1] / "weights"
@@ -113,7 +113,8 @@ def test_committed_weights_match_their_manifests_and_the_configs():
         name, profile, seed = d.name.rsplit("-", 2)
         cfg = load_config(name, profile, [f"train.seed={seed[1:]}"])
         ignore = {"root", "test_limit"}  # where the data lived, how much was probed: replaced on install
-        saved = _comparable(manifest["config"])
+        # through from_dict, as --resume does: a key added since the export gets its default
+        saved = _comparable(json.loads(json.dumps(to_dict(from_dict(manifest["config"])))))
         now = _comparable(json.loads(json.dumps(to_dict(cfg))))
         for part in ("model", "train"):
             assert saved[part] == now[part], f"{d}: {part} differs from configs/ + profile {profile}"

@@ -17,7 +17,7 @@ import sys
 
 CHILD = r"""
 import hashlib, torch
-from mmebm.experiment import load_config
+from mmebm.config import load_config
 from mmebm.train import train, load_checkpoint
 cfg = load_config("polymnist_mmvaeplus_ebm", "cpu", ["data.root=data/polymnist", "train.max_steps=20",
                   "train.eval_every=0", "train.device=cpu", "data.limit=2000"])
