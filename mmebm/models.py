@@ -4,12 +4,14 @@ The model holds the encoders, decoders, the prior on z, MMVAE+'s w with its auxi
 and generation; the training objective lives in objectives.py (cfg.objective), which
 model.loss and model.log_weights call.
 
-Shapes: x [B, M, *event] (PolyMNIST: the M modalities share a shape) or a tuple of M tensors
-[B, *event_m] (CUB: image [B, 3, 64, 64] and caption ids [B, 32]); posterior samples are
-indexed [K, B, R, dim] where R is the expert (the modality r whose posterior q(z|x_r) drew
-the sample); decoder inputs [K, B, R, M, dim] and outputs [K, B, R, M, *event] hold, for
-expert r and target d, the reconstruction of x_d from expert r's z (self-reconstruction when
-d == r); for a tuple x, decoder outputs are tuples of M tensors [..., *event_m] instead.
+Shapes: x holds M modalities, stacked [B, M, *event] where they share a shape (PolyMNIST) or
+a tuple of M tensors [B, *event_m] (CUB: image [B, 3, 64, 64] and caption ids [B, 32]);
+`modalities(x)` reads either as the sequence of M tensors, the form the objective's decoder
+outputs and likelihoods take, while the public outputs (sample, reconstruct, cross_generate,
+decode_z) keep the data's form. Posterior samples are indexed [K, B, R, dim] where R is the
+expert (the modality r whose posterior q(z|x_r) drew the sample); decoder inputs
+[K, B, R, M, dim] and the output of modality d [K, B, R, *event_d] hold, for expert r, the
+reconstruction of x_d from expert r's z (self-reconstruction when d == r).
 """
 
 import math
@@ -28,19 +30,15 @@ from .objectives import build_objective, log_q_mix  # noqa: F401 (log_q_mix: re-
 Posterior = namedtuple("Posterior", "z w")  # unimodal posteriors, batch shape [B, M]; w None for MMVAE
 
 
-def _first(x):
-    """The first modality's tensor (batch size, device) of a stacked or tuple x."""
-    return x[0] if isinstance(x, (tuple, list)) else x
-
-
-def _part(x, m):
-    """Modality m of a stacked or tuple x."""
-    return x[m] if isinstance(x, (tuple, list)) else x[:, m]
+def modalities(x):
+    """The M per-modality tensors of data or decoder outputs: a tuple (CUB) as it is, a stacked
+    tensor [N, M, ...] (PolyMNIST) unbound along dim 1 (views)."""
+    return tuple(x) if isinstance(x, (tuple, list)) else x.unbind(1)
 
 
 def _float_dtype(x):
     """The model's compute dtype: the data's, unless the first modality holds word ids."""
-    t = _first(x)
+    t = modalities(x)[0]
     return t.dtype if t.dtype.is_floating_point else torch.get_default_dtype()
 
 
@@ -92,61 +90,60 @@ class MultimodalVAE(nn.Module):
     def _dist(self, loc, raw):
         return family(self.cfg.posterior)(loc, posterior_scale(raw, self.cfg.posterior, self.cfg.scale_eps))
 
+    @property
+    def stacked(self):
+        """True when the modalities share one shape: data and outputs stacked [..., M, *event]."""
+        return self.cfg.dataset == "polymnist"
+
+    @property
+    def batched(self):
+        """All modalities in one network call (cfg.batched), else the reference's loop of one call
+        per modality (and expert); CUB's networks are one per modality, always called at once."""
+        return self.cfg.batched or not self.stacked
+
     def encode(self, x):
         """Unimodal posteriors q(z|x_m) (and q(w|x_m)) of every modality, batch shape [B, M]."""
-        if self.cfg.batched or not self.stacked:  # CUB's encoders are one network per modality anyway
+        if self.batched:
             z_loc, z_raw, w_loc, w_raw = self.enc(x)
         else:  # the reference: one encoder call per modality
-            outs = [self.enc(_part(x, m), g=m) for m in range(self.cfg.n_modalities)]
+            outs = [self.enc(x_m, g=m) for m, x_m in enumerate(modalities(x))]
             z_loc, z_raw, w_loc, w_raw = [None if o[0] is None else torch.stack(o, 1) for o in zip(*outs)]
         dt = _float_dtype(x)  # fp32 under autocast
         qw = self._dist(w_loc.to(dt), w_raw.to(dt)) if self.w_dim else None
         return Posterior(self._dist(z_loc.to(dt), z_raw.to(dt)), qw)
 
-    @property
-    def stacked(self):
-        """True when the modalities share one shape and outputs are stacked [..., M, *event]."""
-        return self.cfg.dataset == "polymnist"
-
     def decode(self, u):
         """u [N, M, dim] -> decoder outputs [N, M, *event] (a tuple of [N, *event_m] for CUB),
         decoder d reading u[:, d]."""
-        if self.cfg.batched or not self.stacked:
+        if self.batched:
             return self.dec(u)
-        return torch.stack([self.dec(u[:, d], g=d) for d in range(u.shape[1])], 1)
+        return torch.stack([self.dec(u[:, d], g=d) for d in range(u.shape[1])], 1)  # stacked nets only
 
     def decode_experts(self, u):
-        """u [K, B, R, M, dim] -> [K, B, R, M, *event]. Batched: one call; loop: R*M calls
-        of K*B samples each, the structure of the reference implementations."""
+        """u [K, B, R, M, dim] -> the M decoder outputs [K, B, R, *event_d]. Batched: one call;
+        loop: R*M calls of K*B samples each, the structure of the reference implementations."""
         K, B, R, M, D = u.shape
-        if not self.stacked:  # one network per modality: batched over experts, looped over modalities
-            outs = self.dec(u.reshape(-1, M, D))
-            return tuple(o.view(K, B, R, *o.shape[1:]) for o in outs)
-        if self.cfg.batched:
-            out = self.dec(u.reshape(-1, M, D))
-            return out.view(K, B, R, M, *out.shape[2:])
-        outs = [self.decode(u[:, :, r].reshape(-1, M, D)) for r in range(R)]
-        return torch.stack([o.view(K, B, M, *o.shape[2:]) for o in outs], 2)
+        if self.batched:
+            return [o.view(K, B, R, *o.shape[1:]) for o in modalities(self.dec(u.reshape(-1, M, D)))]
+        per_expert = [modalities(self.decode(u[:, :, r].reshape(-1, M, D))) for r in range(R)]
+        return [torch.stack([o.view(K, B, *o.shape[1:]) for o in outs], 2) for outs in zip(*per_expert)]
 
     def log_lik(self, x_hat, x):
-        """sum_d weight_d * log p(x_d | decoder output) -> [K, B, R], for decoder outputs x_hat
-        [K, B, R, M, *event] (or the tuple of [K, B, R, *event_m]) and data x. Images: fixed-scale
-        cfg.likelihood, weight cfg.image_lik_weight; captions: categorical over the vocabulary per
-        word (padding included, as in MMVAE), weight cfg.text_lik_weight."""
+        """sum_d weight_d * log p(x_d | x_hat_d) -> [K, B, R], for the M decoder outputs x_hat
+        [K, B, R, *event_d] and data x. Images: fixed-scale cfg.likelihood, weight
+        cfg.image_lik_weight; captions: categorical over the vocabulary per word (padding
+        included, as in MMVAE), weight cfg.text_lik_weight."""
         cfg, dt = self.cfg, _float_dtype(x)
-        if self.stacked:
-            x_hat = x_hat.to(dt)  # fp32 under autocast
-            lp = likelihood(cfg.likelihood, x_hat, cfg.lik_scale, x_hat.dim() - 4).log_prob(x[None, :, None])
-            return cfg.image_lik_weight * lp.sum(-1)
-        total = 0
-        for kind, out, x_d in zip(cfg.modalities, x_hat, x):
+        terms = []
+        for kind, out, x_d in zip(cfg.modalities, x_hat, modalities(x)):
+            out = out.to(dt)  # fp32 under autocast
             if kind == "text":
-                lp = cfg.text_lik_weight * OneHotCategorical(out.to(dt), 1).log_prob(x_d[None, :, None])
+                lp = cfg.text_lik_weight * OneHotCategorical(out, 1).log_prob(x_d[None, :, None])
             else:
-                lp = cfg.image_lik_weight * likelihood(cfg.likelihood, out.to(dt), cfg.lik_scale, 3).log_prob(
-                    x_d[None, :, None])
-            total = total + lp
-        return total
+                lik = likelihood(cfg.likelihood, out, cfg.lik_scale, out.dim() - 3)
+                lp = cfg.image_lik_weight * lik.log_prob(x_d[None, :, None])
+            terms.append(lp)
+        return torch.stack(terms, -1).sum(-1)  # one reduction over d: a chain of adds rounds differently
 
     def aux_w(self):
         """The auxiliary priors of the M modalities' w, batch shape [M]."""
@@ -204,17 +201,14 @@ class MultimodalVAE(nn.Module):
         indices or a bool mask [M]): z from the subset's mixture posterior (one sample, a
         uniformly chosen expert per data point), w ~ p0(w) (the unit prior, as at test time
         in MMVAE+). Returns decoder means [B, M, *event]."""
-        B, M, device = _first(x).shape[0], self.cfg.n_modalities, _first(x).device
+        qz = self.encode(x).z
+        z_all = qz.mean if mean else qz.rsample()                        # [B, M, Dz]
+        B, device = z_all.shape[0], z_all.device
         src = torch.as_tensor(src, device=device).reshape(-1)
         if src.dtype == torch.bool:
             src = src.nonzero().reshape(-1)
-        qz = self.encode(x).z
-        z_all = qz.mean if mean else qz.rsample()                        # [B, M, Dz]
         expert = src[torch.randint(len(src), (B,), device=device)]
-        z = z_all[torch.arange(B, device=device), expert]
-        w = self.p0_w.sample((B, M)) if self.w_dim else None
-        return self.decode(self.join(w, z[:, None].expand(-1, M, -1)))
-
+        return self.decode_z(z_all[torch.arange(B, device=device), expert])
 
     @torch.no_grad()
     def cross_generate_all(self, x):

@@ -64,7 +64,7 @@ class MoE:
             self_rec = torch.eye(M, dtype=torch.bool, device=z.device)[:, :, None]
             u_w = torch.where(self_rec, w[:, :, :, None], w_cross)
         u = model.join(u_w, z[:, :, :, None].expand(-1, -1, -1, M, -1))
-        lpx = model.log_lik(model.decode_experts(u), x)                 # decoder outputs [K, B, R, M, *event]
+        lpx = model.log_lik(model.decode_experts(u), x)                 # M decoder outputs [K, B, R, *event_d]
         return lpx + self.beta * reg, {"z": z, "w": w, "w_cross": w_cross}
 
     def __call__(self, model, x):
