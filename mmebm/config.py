@@ -19,7 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 
 CUB_MODALITIES = {"cub": ["image64", "text"], "cub_captions": ["text"]}  # PolyMNIST: M images
-OBJECTIVES = ("moe",)  # the keys of objectives.OBJECTIVES (this module imports no torch)
+OBJECTIVES = ("moe", "mopoe")  # the keys of objectives.OBJECTIVES (this module imports no torch)
 
 
 @dataclass
@@ -49,6 +49,8 @@ class ModelConfig:
 
     # --- objective (mmebm/objectives.py)
     objective: str = "moe"        # moe: the mixture-of-experts bound, IWAE over K samples per expert; MMVAE / MMVAE+
+                                  # mopoe: mixture of products of experts over all subsets (Sutter et al. 2021,
+                                  # "Generalized Multimodal ELBO"); needs posterior: normal, model: mmvae, K: 1
     beta: float = 2.5             # weight of the regularizer; MMVAE+ PolyMNIST run
     K: int = 1                    # posterior samples per expert; MMVAE+ PolyMNIST run (ELBO)
     dreg: bool = False            # DReG estimator (used with K > 1); MMVAE / MMVAE+ option

@@ -198,23 +198,22 @@ class MultimodalVAE(nn.Module):
     @torch.no_grad()
     def cross_generate(self, x, src, mean=False):
         """Generate all M modalities from the observed subset `src` (an index, a list of
-        indices or a bool mask [M]): z from the subset's mixture posterior (one sample, a
-        uniformly chosen expert per data point), w ~ p0(w) (the unit prior, as at test time
-        in MMVAE+). Returns decoder means [B, M, *event]."""
+        indices or a bool mask [M]): one z per data point from the subset's joint posterior as
+        the objective defines it (objective.subset_sample; MoE: the mixture of src's experts, a
+        uniformly chosen expert per data point; MoPoE: their product), w ~ p0(w) (the unit
+        prior, as at test time in MMVAE+). Returns decoder means [B, M, *event]."""
         qz = self.encode(x).z
-        z_all = qz.mean if mean else qz.rsample()                        # [B, M, Dz]
-        B, device = z_all.shape[0], z_all.device
-        src = torch.as_tensor(src, device=device).reshape(-1)
+        src = torch.as_tensor(src, device=qz.loc.device).reshape(-1)
         if src.dtype == torch.bool:
             src = src.nonzero().reshape(-1)
-        expert = src[torch.randint(len(src), (B,), device=device)]
-        return self.decode_z(z_all[torch.arange(B, device=device), expert])
+        return self.decode_z(self.objective.subset_sample(qz, src, mean))
 
     @torch.no_grad()
     def cross_generate_all(self, x):
         """`cross_generate(x, src)` for every single source at once, encoding x once: one
-        posterior sample z_src per source, w ~ p0(w); decoder means [M(src), B, M, *event]."""
-        z = self.encode(x).z.rsample()                                  # [B, M(src), Dz]
+        posterior sample z_src per source (objective.single_samples), w ~ p0(w); decoder means
+        [M(src), B, M, *event]."""
+        z = self.objective.single_samples(self.encode(x).z)            # [B, M(src), Dz]
         return torch.stack([self.decode_z(z[:, src]) for src in range(self.cfg.n_modalities)])
 
 

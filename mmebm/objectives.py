@@ -17,11 +17,24 @@ K-sample bound draws K samples from every expert r,
 lw the log importance weight (MoE.log_weights), its regularizer weighed by cfg.beta (MMVAE+;
 1 in MMVAE). K = 1 is the ELBO, K > 1 the IWAE bound. With cfg.dreg the gradient is DReG's
 (Tucker et al. 2019): the same bound, lower-variance encoder gradients.
+
+MoPoE, the mixture-of-products-of-experts bound (Sutter, Daunhawer, Vogt, "Generalized
+Multimodal ELBO", ICLR 2021): one posterior q_S(z | X_S) per non-empty subset S of the
+modalities (2^M - 1 of them, the set P), the product of the subset's Gaussian experts
+(`poe`), and the bound averages the subsets' ELBOs,
+
+    L = 1/|P| sum_S ( E_{q_S} log p(X | z) - beta KL(q_S || p(z)) )   (MoPoE.log_weights).
+
+Every objective also says how generation from an observed subset draws z (`subset_sample`,
+`single_samples`; MultimodalVAE.cross_generate and cross_generate_all call them): from the
+same joint posterior its bound trains.
 """
+
+import itertools
 
 import torch
 
-from .distributions import log_mean_exp
+from .distributions import Normal, family, log_mean_exp
 
 
 def log_q_mix(q, z):
@@ -91,9 +104,145 @@ class MoE:
         stats = {"objective": bound, "z": z.detach().reshape(-1, z.shape[-1])}
         return loss, stats
 
+    def subset_sample(self, qz, src, mean=False):
+        """z [B, Dz] from the joint posterior of the observed modalities src (indices [n]), the
+        mixture 1/n sum_{m in src} q(z | x_m): a uniformly chosen expert's sample per data point
+        (mean: that expert's mean). qz: the unimodal posteriors, batch [B, M]."""
+        z_all = qz.mean if mean else qz.rsample()                       # [B, M, Dz]
+        B = z_all.shape[0]
+        expert = src[torch.randint(len(src), (B,), device=z_all.device)]
+        return z_all[torch.arange(B, device=z_all.device), expert]
 
-# cfg.objective -> objective class (built from the config); config.OBJECTIVES lists the same keys
-OBJECTIVES = {"moe": MoE}
+    def single_samples(self, qz):
+        """z [B, M, Dz]: one draw from each single modality's posterior q(z | x_m)."""
+        return qz.rsample()
+
+
+# ----------------------------------------------------------------------------- MoPoE
+
+def subsets(M):
+    """The 2^M - 1 non-empty subsets of M modalities as masks [2^M - 1, M] (bool), by size,
+    then in lexicographic order (the authors' powerset order): singletons first, the full set last."""
+    return torch.tensor([[m in S for m in range(M)]
+                         for n in range(1, M + 1) for S in itertools.combinations(range(M), n)])
+
+
+def poe(q, masks, prior_expert, prior_scale=1.0):
+    """Product of Gaussian experts, per subset: q the unimodal posteriors (Normal, batch [B, M]),
+    masks [S, M] (bool) the subsets, prior_expert [S] (bool) whether N(0, prior_scale^2 I) joins
+    the product -> the normalised products, Normal of batch [B, S]. Precisions add and the
+    location is the precision-weighted mean of the experts' (the prior's is 0):
+
+        1 / var_S = [prior] / s^2 + sum_{m in S} 1 / var_m,   mu_S = var_S sum_{m in S} mu_m / var_m
+    """
+    w = masks.to(q.loc)[:, :, None]                                     # [S, M, 1]
+    prec_m = q.scale ** -2                                              # [B, M, D]
+    # broadcast-and-sum, not a matmul: autocast would run a matmul in bf16
+    prec = (w * prec_m[:, None]).sum(2) + prior_expert.to(q.loc)[:, None] / prior_scale ** 2
+    loc = (w * (q.loc * prec_m)[:, None]).sum(2) / prec                 # [B, S, D]
+    return Normal(loc, prec.rsqrt())
+
+
+class MoPoE:
+    """The MoPoE bound (Sutter et al. 2021): the ELBO of a mixture of products of experts.
+
+    Joint posterior: the uniform mixture over the non-empty subsets S of the products of experts
+
+        q_S(z | X_S) ∝ N(z; 0, s^2 I)^[S = all] prod_{m in S} q(z | x_m),
+
+    closed-form for Gaussian experts (`poe`), s = cfg.prior_scale (the scale of p(z), of p0 under
+    the EBM prior). The prior expert joins the full set's product only, as in the authors' code
+    (thomassutter/MoPoE utils/BaseMMVae.py poe_fusion: the zero-mean, zero-logvar expert is
+    appended when the subset holds all M modalities): the single-modality subsets are the
+    unimodal posteriors themselves (MoE's experts), the full set MVAE's product.
+
+    Bound, per data point (the KL taken per subset and averaged, divergence_static_prior there):
+
+        L = 1/|P| sum_S ( E_{q_S} log p(X | z) - beta KL(q_S || p(z)) ),
+
+    which for beta = 1 is <= ELBO(q_mix) <= log p(X) (the KL is convex: KL(q_mix || p) <= the
+    subsets' mean), and equals 1/|P| sum_S (log p(X) - KL(q_S || p(z | X))). The authors take the
+    KL in closed form against N(0, I); here it is estimated with one sample z_S ~ q_S per subset,
+    KL ≈ log q_S(z_S) - log p(z_S), unbiased for any prior and exact in expectation: with the EBM
+    prior, log p(z) = -f_alpha(z) + log p0(z) (log Z dropped) tilts every subset's regularizer. The
+    reconstruction term takes one subset per data point, drawn uniformly (the authors split each
+    shuffled batch into blocks of floor(B/|P|) rows, one per subset, the rest to the full set:
+    utils/utils.py mixture_component_selection), and decodes all M modalities from its z_S.
+    No K (an ELBO) and no DReG; one shared z (the authors' PolyMNIST run has no modality-specific
+    latents: style_dim=0).
+    """
+
+    def __init__(self, cfg):
+        if family(cfg.posterior) is not Normal:
+            raise ValueError(f"model.objective=mopoe needs posterior: normal (the product of Gaussian experts "
+                             f"is closed-form), got posterior: {cfg.posterior}")
+        if cfg.has_w:
+            raise ValueError(f"model.objective=mopoe has one shared latent z, no modality-specific w (the authors' "
+                             f"PolyMNIST run: style_dim=0); use model: mmvae, got model: {cfg.model}")
+        if cfg.K != 1 or cfg.dreg:
+            raise ValueError(f"model.objective=mopoe is an ELBO: it needs K: 1 and dreg: false, got K: {cfg.K}, "
+                             f"dreg: {cfg.dreg}")
+        self.beta, self.prior_scale = cfg.beta, cfg.prior_scale
+        self.masks = subsets(cfg.n_modalities)                          # [|P|, M], the full set last
+
+    def posteriors(self, qz, masks=None):
+        """q_S of every subset (masks [S, M], default all |P|), Normal of batch [B, S]."""
+        masks = (self.masks if masks is None else masks).to(qz.loc.device)
+        return poe(qz, masks, masks.all(1), self.prior_scale)
+
+    def log_q(self, qz, z):
+        """log q_mix(z | X) = log 1/|P| sum_S q_S(z | X_S), the joint posterior's density, for z
+        [..., B, Dz] -> [..., B] (the bound itself takes the KL per subset)."""
+        return log_mean_exp(self.posteriors(qz).log_prob(z[..., None, :]), -1)
+
+    def log_weights(self, model, x, post=None):
+        """The bound's one-sample estimate per data point, shaped as MoE's log weights [K=1, B, R=1]:
+
+            lw[b] = log p(X_b | z_{S_b}) + beta/|P| sum_S (log p(z_S) - log q_S(z_S)),
+                    z_S ~ q_S(z | X_S) for every S, S_b ~ uniform on P;
+
+        its expectation is the bound L. post: the unimodal posteriors, model.encode(x) unless
+        given. Returns lw and the samples {"z": [1, B, 1, Dz] (decoded), "z_subsets": [B, |P|, Dz],
+        "subset": [B] (the index of S_b in self.masks)}.
+        """
+        post = model.encode(x) if post is None else post
+        q = self.posteriors(post.z)
+        z_S = q.rsample()                                               # [B, |P|, Dz]
+        reg = (model.prior.log_prob(z_S) - q.log_prob(z_S)).mean(-1)   # -1/|P| sum_S KL, one sample each
+        B, M, device = z_S.shape[0], len(self.masks[0]), z_S.device
+        pick = torch.randint(len(self.masks), (B,), device=device)
+        z = z_S[torch.arange(B, device=device), pick][None, :, None]   # [1, B, 1, Dz]
+        u = model.join(None, z[:, :, :, None].expand(-1, -1, -1, M, -1))
+        lpx = model.log_lik(model.decode_experts(u), x)                 # [1, B, 1]
+        return lpx + self.beta * reg[None, :, None], {"z": z, "z_subsets": z_S, "subset": pick}
+
+    def __call__(self, model, x):
+        """VAE loss (minus the bound's estimate, averaged over the batch) and stats; stats["z"]
+        holds the decoded samples [B, Dz], one draw of q_mix(z | X) per data point (the EBM's
+        positives)."""
+        lw, samples = self.log_weights(model, x)
+        loss = -lw.mean()
+        z = samples["z"]
+        return loss, {"objective": -loss.detach(), "z": z.detach().reshape(-1, z.shape[-1])}
+
+    def subset_sample(self, qz, src, mean=False):
+        """z [B, Dz] from the joint posterior of the observed modalities src (indices [n]): their
+        product q_S (the prior expert only when src holds all M), one sample (mean: its mean)."""
+        mask = torch.zeros(len(self.masks[0]), dtype=torch.bool, device=qz.loc.device)
+        mask[src] = True
+        q = self.posteriors(qz, mask[None])
+        return (q.mean if mean else q.rsample())[:, 0]
+
+    def single_samples(self, qz):
+        """z [B, M, Dz]: one draw from each single modality's q_S, S = {m} (q(z | x_m) itself
+        for M > 1)."""
+        M = len(self.masks[0])
+        return self.posteriors(qz, torch.eye(M, dtype=torch.bool)).rsample()
+
+
+# cfg.objective -> objective class (built from the config); config.OBJECTIVES lists the same keys.
+# moe: MMVAE (Shi et al. 2019) / MMVAE+ (Palumbo et al. 2023); mopoe: Sutter et al. 2021
+OBJECTIVES = {"moe": MoE, "mopoe": MoPoE}
 
 
 def build_objective(cfg):
