@@ -290,3 +290,20 @@ def test_cross_generation_draws_from_the_subsets_product():
     z = qz.rsample()
     expect = torch.stack([model.decode_z(z[:, m]) for m in range(M)])
     torch.testing.assert_close(all_, expect, rtol=1e-5, atol=1e-5)
+
+
+def test_polymnist_mopoe_config():
+    """The authors' PolyMNIST settings in the paper profile; the cpu profile trains a step."""
+    from mmebm.config import load_config
+
+    paper = load_config("polymnist_mopoe", "paper")
+    m, t = paper.model, paper.train
+    assert (m.objective, m.model, m.posterior, m.prior, m.z_dim, m.beta) == ("mopoe", "mmvae", "normal", "gaussian", 512, 2.5)
+    assert (m.likelihood, m.lik_scale, m.net) == ("laplace", 0.75, "conv")
+    assert (t.epochs, t.batch_size, t.lr, t.amsgrad) == (300, 256, 5e-4, False)
+    cpu = load_config("polymnist_mopoe", "cpu")
+    assert (cpu.model.objective, cpu.model.z_dim, cpu.model.likelihood) == ("mopoe", 32, "normal")  # the cpu recipe
+    torch.manual_seed(0)
+    model = build_model(cpu.model)
+    out = train_step(model, torch.rand(4, 5, 3, 28, 28), *make_optimizers(model))
+    assert all(math.isfinite(v) for v in out.values())
