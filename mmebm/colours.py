@@ -93,12 +93,13 @@ def image_references(pairs):
 
 
 @torch.no_grad()
-def cross_colour_coherence(model, pairs, n_captions=1000, seed=0, batch_size=250):
+def cross_colour_coherence(model, pairs, n=1000, seed=0, batch_size=250):
     """Colour coherence of a CUB image-caption model's cross generation on a test set `pairs`:
-    {"image -> caption": one caption generated from each image (greedy words) against the colours
-    of the image's captions, "caption -> image": images generated from n_captions evenly spaced
-    captions against the colours each names}, each as colour_coherence returns it. Generation
-    draws z from the source's posterior and w from p0(w) (`model.cross_generate`), seeded."""
+    {"image -> caption": one caption generated from each of n evenly spaced images (greedy
+    words) against the colours of the image's captions, "caption -> image": images generated
+    from n evenly spaced captions against the colours each names}, each as colour_coherence
+    returns it. Generation draws z from the source's posterior and w from p0(w)
+    (`model.cross_generate`), seeded."""
     from .captions import text_index, word_ids
 
     t = text_index(model)
@@ -112,13 +113,14 @@ def cross_colour_coherence(model, pairs, n_captions=1000, seed=0, batch_size=250
             outs.append(model.cross_generate(x, src)[1 - src].cpu())
         return torch.cat(outs)
 
-    first = first_captions(pairs)
-    captions = word_ids(generate(first, 1 - t))
-    to_caption = colour_coherence(caption_colours(captions, pairs.vocab), image_references(pairs),
-                                  torch.arange(len(first)), seed)
-    idx = _spaced(len(pairs), n_captions)
-    images = generate(idx, t)
-    to_image = colour_coherence(image_colours(images), caption_colours(pairs.captions[idx].cpu(), pairs.vocab),
+    images = _spaced(len(pairs.images), n)
+    captions = word_ids(generate(first_captions(pairs)[images], 1 - t))
+    refs = image_references(pairs)
+    to_caption = colour_coherence(caption_colours(captions, pairs.vocab), [refs[m] for m in images.tolist()],
+                                  images, seed)
+    idx = _spaced(len(pairs), n)
+    to_image = colour_coherence(image_colours(generate(idx, t)),
+                                caption_colours(pairs.captions[idx].cpu(), pairs.vocab),
                                 pairs.image_index[idx].cpu(), seed)
     return {"image -> caption": to_caption, "caption -> image": to_image}
 
@@ -135,19 +137,20 @@ def first_captions(pairs):
     return first
 
 
-def real_colour_coherence(pairs, n_captions=1000, seed=0):
+def real_colour_coherence(pairs, n=1000, seed=0):
     """The same measures on real data, the ceilings of cross_colour_coherence: "image -> caption":
-    each image's first real caption against the colours of its other captions; "caption ->
-    image": each caption's own image."""
+    the first real caption of each of n evenly spaced images against the colours of its other
+    captions; "caption -> image": each of n evenly spaced captions' own image."""
     named = caption_colours(pairs.captions.cpu(), pairs.vocab)
     first = first_captions(pairs).tolist()
     others = [set() for _ in first]
     for i, m in enumerate(pairs.image_index.tolist()):
         if i != first[m]:
             others[m] |= named[i]
-    to_caption = colour_coherence([named[i] for i in first], others, list(range(len(first))), seed)
-    idx = _spaced(len(pairs), n_captions)
-    images = pairs.images[pairs.image_index[idx]].cpu().float() / 255
-    to_image = colour_coherence(image_colours(images), [named[i] for i in idx.tolist()],
+    images = _spaced(len(first), n).tolist()
+    to_caption = colour_coherence([named[first[m]] for m in images], [others[m] for m in images], images, seed)
+    idx = _spaced(len(pairs), n)
+    real = pairs.images[pairs.image_index[idx]].cpu().float() / 255
+    to_image = colour_coherence(image_colours(real), [named[i] for i in idx.tolist()],
                                 pairs.image_index[idx].cpu(), seed)
     return {"image -> caption": to_caption, "caption -> image": to_image}

@@ -64,7 +64,7 @@ n_chains = 6
 chain_show = [0, 5, 10, 20, 40, 60]  # Langevin steps whose captions are shown
 n_show = 6  # image <-> caption examples
 n_score = 500  # chains scored with the yardsticks (and 2x that many test captions reconstructed)
-n_colour = 1000  # test captions that generate an image for colour coherence
+n_colour = 1000  # test images that generate a caption, and test captions that generate an image, for colour coherence
 
 # %% tags=["nbval-ignore-output"]
 from pathlib import Path
@@ -204,9 +204,10 @@ with open(Path(figures_dir) / "cub_caption_chain.md", "a") as f:
 # with $z$ and $w$ drawn from the caption's own posterior.
 
 # %%
-test_x = pairs[torch.arange(len(pairs))] if pairs is not None else (test_text.captions,)
-limit = torch.linspace(0, len(test_x[0]) - 1, min(n_score * 2, len(test_x[0]))).round().long()
-test_x = tuple(m[limit].to(next(gauss.parameters()).device) for m in test_x)
+n_test = len(pairs) if pairs is not None else len(test_text)
+limit = torch.linspace(0, n_test - 1, min(n_score * 2, n_test)).round().long()  # evenly spaced test captions
+test_x = pairs[limit] if pairs is not None else (test_text.captions[limit],)
+test_x = tuple(m.to(next(gauss.parameters()).device) for m in test_x)
 torch.manual_seed(seed)
 recon = {label[name]: word_accuracy(model, test_x) for name, model in models.items()}
 for name, acc in recon.items():
@@ -266,7 +267,7 @@ if pairs is not None:
                               for who, r in rows.items()))
     print(colour_table)
     with open(Path(figures_dir) / "cub_caption_chain.md", "a") as f:
-        f.write(f"\nColour coherence ({len(pairs.images)} test images -> captions; {n_colour} test captions -> "
-                f"images; seed {seed}):\n\n" + colour_table)
+        f.write(f"\nColour coherence ({min(n_colour, len(pairs.images))} test images -> captions; "
+                f"{min(n_colour, len(pairs))} test captions -> images; seed {seed}):\n\n" + colour_table)
 else:
     print("no CUB images: colour coherence skipped")

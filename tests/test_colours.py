@@ -72,7 +72,7 @@ def test_real_colour_coherence_of_pairs_that_agree():
 
     pairs, _ = synthetic_pairs()
     assert first_captions(pairs).tolist() == [0, 2, 4, 6]
-    real = real_colour_coherence(pairs, n_captions=8)
+    real = real_colour_coherence(pairs, n=8)
     assert real["image -> caption"]["share"].value == 1.0 and real["image -> caption"]["chance"].value == 0.0
     assert real["caption -> image"]["share"].value == 1.0 and real["caption -> image"]["chance"].value == 0.0
 
@@ -92,6 +92,6 @@ def test_cross_colour_coherence_of_an_oracle():
 
     oracle = SimpleNamespace(cfg=SimpleNamespace(modalities=["image64", "text"]), cross_generate=cross_generate,
                              parameters=lambda: iter([torch.zeros(1)]))
-    out = cross_colour_coherence(oracle, pairs, n_captions=8)
+    out = cross_colour_coherence(oracle, pairs, n=8)
     for direction in ("image -> caption", "caption -> image"):
         assert out[direction]["share"].value == 1.0 and out[direction]["chance"].value == 0.0

@@ -50,7 +50,7 @@ def tiny_parameters(name, data_root, polymnist_dir, tmp, request):
                     n_show=4, chain_show=[0, 2, 5])
     return {
         "00_polymnist": dict(common, out_dir=str(tmp / "polymnist"), limit=1000, n_show=4),
-        "01_objectives": dict(common, n_samples=2000, n_iters=150, n_iters_vae=150, batch_size=128),
+        "01_objectives": dict(common, n_samples=2000, n_iters=60, n_iters_vae=60, batch_size=128),
         "02_models": dict(tiny_run, polymnist_dir=str(polymnist_dir), weights_dir=str(tmp / "no_weights")),
         "04_cub": dict(common, runs_dir=str(tmp / "runs"), cache_dir=str(tmp / "cub_cache"), device="cpu",
                        overrides=TINY_CUB, n_chains=3, chain_show=[0, 2, 5], n_show=3, n_score=50, n_colour=100),
