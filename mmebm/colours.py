@@ -18,7 +18,7 @@ variants measured, or was within the interval of the best (results/cub_colours/p
 
 import torch
 
-from .captions import caption_words, mean_interval
+from .captions import caption_words, mean_interval, text_index, word_ids
 
 # RGB prototypes in [0, 1] of the colour words of the CUB captions
 PALETTE = {
@@ -83,12 +83,14 @@ def colour_coherence(named, reference, groups, seed=0):
     return {"share": mean_interval(own), "chance": mean_interval(chance), "gain": mean_interval(own - chance)}
 
 
-def image_references(pairs):
-    """For each image of a CUBImageCaptions set, the colours named in any of its captions."""
-    named = caption_colours(pairs.captions, pairs.vocab)
+def image_references(pairs, named=None, exclude=()):
+    """For each image of a CUBImageCaptions set, the colours named in any of its captions (but
+    those whose index is in `exclude`); named: caption_colours of pairs.captions, if at hand."""
+    named = caption_colours(pairs.captions.cpu(), pairs.vocab) if named is None else named
     refs = [set() for _ in range(len(pairs.images))]
-    for m, colours in zip(pairs.image_index.tolist(), named):
-        refs[m] |= colours
+    for i, (m, colours) in enumerate(zip(pairs.image_index.tolist(), named)):
+        if i not in exclude:
+            refs[m] |= colours
     return [frozenset(r) for r in refs]
 
 
@@ -100,8 +102,6 @@ def cross_colour_coherence(model, pairs, n=1000, seed=0, batch_size=250):
     from n evenly spaced captions against the colours each names}, each as colour_coherence
     returns it. Generation draws z from the source's posterior and w from p0(w)
     (`model.cross_generate`), seeded."""
-    from .captions import text_index, word_ids
-
     t = text_index(model)
     device = next(model.parameters()).device
 
@@ -143,10 +143,7 @@ def real_colour_coherence(pairs, n=1000, seed=0):
     captions; "caption -> image": each of n evenly spaced captions' own image."""
     named = caption_colours(pairs.captions.cpu(), pairs.vocab)
     first = first_captions(pairs).tolist()
-    others = [set() for _ in first]
-    for i, m in enumerate(pairs.image_index.tolist()):
-        if i != first[m]:
-            others[m] |= named[i]
+    others = image_references(pairs, named, exclude=set(first))
     images = _spaced(len(first), n).tolist()
     to_caption = colour_coherence([named[first[m]] for m in images], [others[m] for m in images], images, seed)
     idx = _spaced(len(pairs), n)

@@ -82,13 +82,14 @@ def _body(kind, vocab_size):
 
 
 class UniEncoder(nn.Module):
-    """q(z|x_m) and q(w|x_m) of one modality: separate z and w branches of the same body (MMVAE+)."""
+    """q(z|x_m) and q(w|x_m) of one modality: separate z and w branches of the same body (MMVAE+).
+    make_body() -> (body network, its feature size), called once per branch."""
 
-    def __init__(self, kind, z_dim, w_dim=0, vocab_size=0):
+    def __init__(self, make_body, z_dim, w_dim=0):
         super().__init__()
-        self.body_z, feat = _body(kind, vocab_size)
+        self.body_z, feat = make_body()
         self.head_z = Heads(feat, z_dim)
-        self.body_w = _body(kind, vocab_size)[0] if w_dim else None
+        self.body_w = make_body()[0] if w_dim else None
         self.head_w = Heads(feat, w_dim) if w_dim else None
 
     def forward(self, x):
@@ -170,25 +171,6 @@ def resnet_image_body():
     for a, b in zip(c, c[1:]):
         layers += [nn.AvgPool2d(3, 2, 1), ResBlock(a, b)]
     return nn.Sequential(*layers, nn.Flatten()), c[-1] * 2 * 2
-
-
-class ResNetImageEncoder(nn.Module):
-    """q(z|x) and q(w|x) of the image: two separate residual networks (stem included), each with
-    linear loc and raw-scale heads."""
-
-    def __init__(self, z_dim, w_dim=0):
-        super().__init__()
-        self.body_z, feat = resnet_image_body()
-        self.head_z = Heads(feat, z_dim)
-        self.body_w = resnet_image_body()[0] if w_dim else None
-        self.head_w = Heads(feat, w_dim) if w_dim else None
-
-    def forward(self, x):
-        z_loc, z_raw = self.head_z(self.body_z(x))
-        if self.body_w is None:
-            return z_loc, z_raw, None, None
-        w_loc, w_raw = self.head_w(self.body_w(x))
-        return z_loc, z_raw, w_loc, w_raw
 
 
 class ResNetImageDecoder(nn.Module):
@@ -301,9 +283,13 @@ def _check_net(net):
         raise ValueError(f"unknown CUB network set {net!r}: choose one of {NETS}")
 
 
+def _conv_encoder(kind, z_dim, w_dim, vocab_size):
+    return UniEncoder(lambda: _body(kind, vocab_size), z_dim, w_dim)
+
+
 def _plus_encoder(kind, z_dim, w_dim, vocab_size):
     if kind == "image64":
-        return ResNetImageEncoder(z_dim, w_dim)
+        return UniEncoder(resnet_image_body, z_dim, w_dim)  # two separate residual networks, as the reference
     if kind == "text":
         if vocab_size <= 0:
             raise ValueError("the caption networks need model.vocab_size > 0 (the trainer sets it from the data)")
@@ -324,15 +310,15 @@ def _plus_decoder(kind, in_dim, w_dim, vocab_size):
 
 
 class ModalityEncoders(nn.Module):
-    """One encoder per modality (net="conv": UniEncoder; "resnet": ResNetImageEncoder or
-    SentenceEncoder); forward(x tuple of M tensors) -> z_loc, z_raw, w_loc, w_raw each
-    [N, M, dim] (w's None without w); forward(x_m, g=m) -> the same for modality m, [N, dim]."""
+    """One encoder per modality (net="conv": UniEncoder of our bodies; "resnet": UniEncoder of the
+    residual image body, or SentenceEncoder); forward(x tuple of M tensors) -> z_loc, z_raw, w_loc,
+    w_raw each [N, M, dim] (w's None without w); forward(x_m, g=m) -> the same for modality m."""
 
     def __init__(self, kinds, z_dim, w_dim=0, vocab_size=0, net="conv"):
         super().__init__()
         _check_net(net)
-        self.nets = nn.ModuleList(UniEncoder(k, z_dim, w_dim, vocab_size) if net == "conv" else _plus_encoder(
-            k, z_dim, w_dim, vocab_size) for k in kinds)
+        make = _conv_encoder if net == "conv" else _plus_encoder
+        self.nets = nn.ModuleList(make(k, z_dim, w_dim, vocab_size) for k in kinds)
 
     def forward(self, x, g=None):
         if g is not None:

@@ -24,7 +24,7 @@ from mmebm.runs import ensure_trained
 config, tag, *overrides = sys.argv[1:]
 out = Path("runs/cub_sweep") / f"{config}-{tag}"
 t0 = time.perf_counter()
-model, cfg = ensure_trained(config, "cpu", out, [f"train.device=cpu", *overrides])
+model, cfg = ensure_trained(config, "cpu", out, ["train.device=cpu", *overrides])
 minutes = (time.perf_counter() - t0) / 60
 root = data_root()
 train_text = CUBCaptions.load(root, "train", cache_dir="data/cub")
