@@ -19,7 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 
 CUB_MODALITIES = {"cub": ["image64", "text"], "cub_captions": ["text"]}  # PolyMNIST: M images
-OBJECTIVES = ("moe", "mopoe")  # the keys of objectives.OBJECTIVES (this module imports no torch)
+OBJECTIVES = ("moe", "mopoe", "mmjsd", "mvtcae")  # the keys of objectives.OBJECTIVES (this module imports no torch)
 
 
 @dataclass
@@ -50,10 +50,15 @@ class ModelConfig:
     # --- objective (mmebm/objectives.py)
     objective: str = "moe"        # moe: the mixture-of-experts bound, IWAE over K samples per expert; MMVAE / MMVAE+
                                   # mopoe: mixture of products of experts over all subsets (Sutter et al. 2021,
-                                  # "Generalized Multimodal ELBO"); needs posterior: normal, model: mmvae, K: 1
+                                  # "Generalized Multimodal ELBO"); mmjsd: the Jensen-Shannon regularizer with the
+                                  # dynamic prior (Sutter et al. 2020); mvtcae: the total-correlation objective with
+                                  # the product of experts (Hwang et al. 2021). These three need posterior: normal,
+                                  # model: mmvae, K: 1 (mmjsd: prior: gaussian too)
     beta: float = 2.5             # weight of the regularizer; MMVAE+ PolyMNIST run
     K: int = 1                    # posterior samples per expert; MMVAE+ PolyMNIST run (ELBO)
     dreg: bool = False            # DReG estimator (used with K > 1); MMVAE / MMVAE+ option
+    tc_alpha: float = 5 / 6       # mvtcae's alpha, the weight of the conditional-VIB terms; its PolyMNIST run
+                                  # (gr8joo/MVTCAE main_mmnist.py TC_RATIO = 5/6)
 
     # --- EBM prior p_alpha(z) = exp(-f_alpha(z)) p0(z) / Z
     ebm_base: str = "gaussian"    # p0(z): "exponential tilting of a Gaussian" (poster)

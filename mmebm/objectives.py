@@ -25,6 +25,18 @@ modalities (2^M - 1 of them, the set P), the product of the subset's Gaussian ex
 
     L = 1/|P| sum_S ( E_{q_S} log p(X | z) - beta KL(q_S || p(z)) )   (MoPoE.log_weights).
 
+mmJSD (Sutter, Daunhawer, Vogt, NeurIPS 2020): the MoE's reconstruction term with the KL
+replaced by a Jensen-Shannon divergence of the M unimodal posteriors and the prior, taken
+against their weighted geometric mean (the "dynamic prior", `poe` with weights 1/(M+1)):
+
+    L = E_{q_mix(z|X)} log p(X | z) - beta sum_{k=0..M} 1/(M+1) KL(q_k || q_dyn),  q_0 = p(z).
+
+MVTCAE (Hwang, Kim, Kim, Ahn, NeurIPS 2021): the joint posterior is the product of the M
+experts without the prior expert, and the total-correlation objective, with alpha = cfg.tc_alpha,
+
+    L = (M - alpha)/M E_q log p(X | z) - beta ( (1 - alpha) KL(q || p(z))
+                                               + alpha/M sum_m KL(q || q(z | x_m)) ).
+
 Every objective also says how generation from an observed subset draws z (`subset_sample`,
 `single_samples`; MultimodalVAE.cross_generate and cross_generate_all call them): from the
 same joint posterior its bound trains.
@@ -109,13 +121,35 @@ class MoE:
         mixture 1/n sum_{m in src} q(z | x_m): a uniformly chosen expert's sample per data point
         (mean: that expert's mean). qz: the unimodal posteriors, batch [B, M]."""
         z_all = qz.mean if mean else qz.rsample()                       # [B, M, Dz]
-        B = z_all.shape[0]
-        expert = src[torch.randint(len(src), (B,), device=z_all.device)]
-        return z_all[torch.arange(B, device=z_all.device), expert]
+        return pick(z_all, src[torch.randint(len(src), (z_all.shape[0],), device=z_all.device)])
 
     def single_samples(self, qz):
         """z [B, M, Dz]: one draw from each single modality's posterior q(z | x_m)."""
         return qz.rsample()
+
+
+def pick(z, index):
+    """z[b, index[b]] for z [B, C, D] and index [B] -> [B, D]: one component per data point."""
+    return z[torch.arange(len(z), device=z.device), index]
+
+
+def kl_normal(p, q):
+    """KL(p || q) of diagonal Normals in closed form, summed over the last dimension."""
+    var_ratio = (p.scale / q.scale) ** 2
+    return 0.5 * (var_ratio + ((p.loc - q.loc) / q.scale) ** 2 - 1 - var_ratio.log()).sum(-1)
+
+
+def _elbo_only(name, cfg, joint):
+    """The checks that MoPoE, mmJSD and MVTCAE share: closed-form Gaussian experts, one latent, an ELBO."""
+    if family(cfg.posterior) is not Normal:
+        raise ValueError(f"model.objective={name} needs posterior: normal (the {joint} of Gaussian experts "
+                         f"is closed-form), got posterior: {cfg.posterior}")
+    if cfg.has_w:
+        raise ValueError(f"model.objective={name} has one shared latent z, no modality-specific w (the authors' "
+                         f"PolyMNIST run: style_dim=0); use model: mmvae, got model: {cfg.model}")
+    if cfg.K != 1 or cfg.dreg:
+        raise ValueError(f"model.objective={name} is an ELBO: it needs K: 1 and dreg: false, got K: {cfg.K}, "
+                         f"dreg: {cfg.dreg}")
 
 
 # ----------------------------------------------------------------------------- MoPoE
@@ -134,6 +168,9 @@ def poe(q, masks, prior_expert, prior_scale=1.0):
     location is the precision-weighted mean of the experts' (the prior's is 0):
 
         1 / var_S = [prior] / s^2 + sum_{m in S} 1 / var_m,   mu_S = var_S sum_{m in S} mu_m / var_m
+
+    Float masks and prior_expert weigh the experts: the normalised prod_m q_m^{a_m} (a weighted
+    geometric mean when the weights sum to 1, mmJSD's dynamic prior).
     """
     w = masks.to(q.loc)[:, :, None]                                     # [S, M, 1]
     prec_m = q.scale ** -2                                              # [B, M, D]
@@ -141,6 +178,20 @@ def poe(q, masks, prior_expert, prior_scale=1.0):
     prec = (w * prec_m[:, None]).sum(2) + prior_expert.to(q.loc)[:, None] / prior_scale ** 2
     loc = (w * (q.loc * prec_m)[:, None]).sum(2) / prec                 # [B, S, D]
     return Normal(loc, prec.rsqrt())
+
+
+def _all_modalities(model, z, M):
+    """Decoder input [K, B, R, M, dim] that decodes every modality from z [K, B, R, Dz]."""
+    return model.join(None, z[:, :, :, None].expand(-1, -1, -1, M, -1))
+
+
+def _one_sample_loss(self, model, x):
+    """VAE loss (minus the objective's one-sample estimate, averaged over the batch) and stats;
+    stats["z"] holds the decoded samples [B, Dz], one per data point (the EBM's positives)."""
+    lw, samples = self.log_weights(model, x)
+    loss = -lw.mean()
+    z = samples["z"]
+    return loss, {"objective": -loss.detach(), "z": z.detach().reshape(-1, z.shape[-1])}
 
 
 class MoPoE:
@@ -173,15 +224,7 @@ class MoPoE:
     """
 
     def __init__(self, cfg):
-        if family(cfg.posterior) is not Normal:
-            raise ValueError(f"model.objective=mopoe needs posterior: normal (the product of Gaussian experts "
-                             f"is closed-form), got posterior: {cfg.posterior}")
-        if cfg.has_w:
-            raise ValueError(f"model.objective=mopoe has one shared latent z, no modality-specific w (the authors' "
-                             f"PolyMNIST run: style_dim=0); use model: mmvae, got model: {cfg.model}")
-        if cfg.K != 1 or cfg.dreg:
-            raise ValueError(f"model.objective=mopoe is an ELBO: it needs K: 1 and dreg: false, got K: {cfg.K}, "
-                             f"dreg: {cfg.dreg}")
+        _elbo_only("mopoe", cfg, "product")
         self.beta, self.prior_scale = cfg.beta, cfg.prior_scale
         self.masks = subsets(cfg.n_modalities)                          # [|P|, M], the full set last
 
@@ -210,20 +253,12 @@ class MoPoE:
         z_S = q.rsample()                                               # [B, |P|, Dz]
         reg = (model.prior.log_prob(z_S) - q.log_prob(z_S)).mean(-1)   # -1/|P| sum_S KL, one sample each
         B, M, device = z_S.shape[0], len(self.masks[0]), z_S.device
-        pick = torch.randint(len(self.masks), (B,), device=device)
-        z = z_S[torch.arange(B, device=device), pick][None, :, None]   # [1, B, 1, Dz]
-        u = model.join(None, z[:, :, :, None].expand(-1, -1, -1, M, -1))
-        lpx = model.log_lik(model.decode_experts(u), x)                 # [1, B, 1]
-        return lpx + self.beta * reg[None, :, None], {"z": z, "z_subsets": z_S, "subset": pick}
+        subset = torch.randint(len(self.masks), (B,), device=device)
+        z = pick(z_S, subset)[None, :, None]                           # [1, B, 1, Dz]
+        lpx = model.log_lik(model.decode_experts(_all_modalities(model, z, M)), x)  # [1, B, 1]
+        return lpx + self.beta * reg[None, :, None], {"z": z, "z_subsets": z_S, "subset": subset}
 
-    def __call__(self, model, x):
-        """VAE loss (minus the bound's estimate, averaged over the batch) and stats; stats["z"]
-        holds the decoded samples [B, Dz], one draw of q_mix(z | X) per data point (the EBM's
-        positives)."""
-        lw, samples = self.log_weights(model, x)
-        loss = -lw.mean()
-        z = samples["z"]
-        return loss, {"objective": -loss.detach(), "z": z.detach().reshape(-1, z.shape[-1])}
+    __call__ = _one_sample_loss
 
     def subset_sample(self, qz, src, mean=False):
         """z [B, Dz] from the joint posterior of the observed modalities src (indices [n]): their
@@ -240,9 +275,129 @@ class MoPoE:
         return self.posteriors(qz, torch.eye(M, dtype=torch.bool)).rsample()
 
 
+# ----------------------------------------------------------------------------- mmJSD
+
+class MMJSD:
+    """The mmJSD objective (Sutter, Daunhawer, Vogt, "Multimodal Generative Learning Utilizing
+    Jensen-Shannon-Divergence", NeurIPS 2020), per data point:
+
+        L = E_{q_mix(z | X)} log p(X | z) - beta JS(q_1, ..., q_M, p(z)),
+        JS = sum_{k=0..M} a_k KL(q_k || q_dyn),   a_k = 1/(M+1),   q_0 = p(z) = N(0, s^2 I),
+
+    q_mix = 1/M sum_m q(z | x_m) (MoE's joint posterior) and the dynamic prior q_dyn the weighted
+    geometric mean prod_k q_k^{a_k}, normalised (`poe` with weights a_k; a Gaussian). The KLs
+    are closed-form, as in the authors' code (thomassutter/MoPoE and thomassutter/mmjsd,
+    divergence_measures/mm_div.py calc_alphaJSD_modalities, alpha_poe), gradients through
+    q_dyn included. The reconstruction decodes all M modalities from one z ~ q_mix per data
+    point, a uniformly drawn expert's (the authors split each batch into blocks, one per expert).
+    The prior's weight is zero in that mixture, as in the paper and thomassutter/mmjsd
+    (moe_fusion: weights[0] = 0); the later MoPoE repository keeps it, decoding about 1/(M+1) of
+    each batch from z ~ N(0, I). Cross generation from a subset uses the mixture of its experts,
+    as there (eval_metrics/coherence.py: moe_fusion of the subset). The prior must be Gaussian:
+    the JS takes p(z) as one of its closed-form members.
+    """
+
+    def __init__(self, cfg):
+        _elbo_only("mmjsd", cfg, "weighted geometric mean")
+        if cfg.prior != "gaussian":
+            raise ValueError(f"model.objective=mmjsd needs prior: gaussian (the prior is a member of the closed-form "
+                             f"Jensen-Shannon divergence), got prior: {cfg.prior}")
+        self.beta, self.prior_scale, self.M = cfg.beta, cfg.prior_scale, cfg.n_modalities
+        self.weight = 1.0 / (self.M + 1)                               # a_k, the prior's and every expert's
+
+    def dynamic_prior(self, qz):
+        """q_dyn = normalised q_0^{a_0} prod_m q_m^{a_m}, Normal of batch [B, 1]."""
+        M = self.M
+        weights = torch.full((1, M), self.weight, dtype=qz.loc.dtype, device=qz.loc.device)
+        return poe(qz, weights, weights[:, 0], self.prior_scale)
+
+    def js(self, qz):
+        """The regularizer sum_{k=0..M} a_k KL(q_k || q_dyn) [B], in closed form."""
+        dyn = self.dynamic_prior(qz)                                     # batch [B, 1]
+        prior = Normal(torch.zeros_like(dyn.loc), torch.full_like(dyn.scale, self.prior_scale))
+        return self.weight * (kl_normal(qz, dyn).sum(-1) + kl_normal(prior, dyn)[:, 0])
+
+    def log_weights(self, model, x, post=None):
+        """The objective's one-sample estimate per data point, shaped [K=1, B, R=1]:
+
+            lw[b] = log p(X_b | z_b) - beta JS_b,   z_b ~ q(z | x_{m_b}), m_b ~ uniform on 1..M,
+
+        its expectation L. Returns lw and the samples {"z": [1, B, 1, Dz], "expert": [B]}."""
+        post = model.encode(x) if post is None else post
+        B = post.z.loc.shape[0]
+        expert = torch.randint(self.M, (B,), device=post.z.loc.device)
+        z = pick(post.z.rsample(), expert)[None, :, None]              # [1, B, 1, Dz]
+        lpx = model.log_lik(model.decode_experts(_all_modalities(model, z, self.M)), x)
+        return lpx - self.beta * self.js(post.z)[None, :, None], {"z": z, "expert": expert}
+
+    __call__ = _one_sample_loss
+    subset_sample = MoE.subset_sample
+    single_samples = MoE.single_samples
+
+
+# ----------------------------------------------------------------------------- MVTCAE
+
+class MVTCAE:
+    """The MVTCAE objective (Hwang, Kim, Kim, Ahn, "Multi-View Representation Learning via Total
+    Correlation Objective", NeurIPS 2021), per data point, with alpha = cfg.tc_alpha:
+
+        L = (M - alpha)/M E_q log p(X | z) - beta ( (1 - alpha) KL(q || p(z))
+                                                    + alpha/M sum_m KL(q || q(z | x_m)) ),
+
+    q(z | X) the product of the M Gaussian experts without a prior expert, as in the authors'
+    code (gr8joo/MVTCAE run_epochs.py: rec_weight, cvib_weight, vib_weight; BaseMMVae.py
+    ivw_fusion). The conditional-VIB terms KL(q || q_m) are closed-form as there; the VIB term
+    is the one-sample estimate log q(z) - log p(z) (as MoPoE's here), exact in expectation and
+    defined for any prior: with the EBM prior, log p(z) = -f_alpha(z) + log p0(z) (log Z dropped).
+    Cross generation from a subset uses the product of its experts (no prior expert either).
+    """
+
+    def __init__(self, cfg):
+        _elbo_only("mvtcae", cfg, "product")
+        self.beta, self.alpha, self.M = cfg.beta, cfg.tc_alpha, cfg.n_modalities
+
+    def joint(self, qz, mask=None):
+        """q(z | X_S) = the normalised product of the experts in mask ([M] bool, default all),
+        Normal of batch [B, 1]."""
+        mask = torch.ones(self.M, dtype=torch.bool) if mask is None else mask
+        mask = mask.to(qz.loc.device)[None]
+        return poe(qz, mask, torch.zeros(1, dtype=torch.bool, device=mask.device))
+
+    def log_weights(self, model, x, post=None):
+        """The objective's estimate per data point, shaped [K=1, B, R=1]:
+
+            lw[b] = (M - alpha)/M log p(X_b | z_b) + beta (1 - alpha) (log p(z_b) - log q(z_b | X_b))
+                    - beta alpha/M sum_m KL(q || q_m),   z_b ~ q(z | X_b),
+
+        its expectation L. Returns lw and the samples {"z": [1, B, 1, Dz]}."""
+        post = model.encode(x) if post is None else post
+        q = self.joint(post.z)                                          # batch [B, 1]
+        z_b = q.rsample()                                               # [B, 1, Dz]
+        z = z_b[None]                                                   # [1, B, 1, Dz]
+        lpx = model.log_lik(model.decode_experts(_all_modalities(model, z, self.M)), x)
+        vib = (model.prior.log_prob(z_b) - q.log_prob(z_b))[:, 0]      # -KL(q || p), one sample
+        cvib = kl_normal(q, post.z).sum(-1)                             # sum_m KL(q || q_m), closed-form
+        reg = (1 - self.alpha) * vib - self.alpha / self.M * cvib
+        return (self.M - self.alpha) / self.M * lpx + self.beta * reg[None, :, None], {"z": z}
+
+    __call__ = _one_sample_loss
+
+    def subset_sample(self, qz, src, mean=False):
+        """z [B, Dz] from the product of the observed modalities' experts (src: indices [n])."""
+        mask = torch.zeros(self.M, dtype=torch.bool, device=qz.loc.device)
+        mask[src] = True
+        q = self.joint(qz, mask)
+        return (q.mean if mean else q.rsample())[:, 0]
+
+    def single_samples(self, qz):
+        """z [B, M, Dz]: one draw from each q(z | x_m) (a single expert's product is itself)."""
+        return qz.rsample()
+
+
 # cfg.objective -> objective class (built from the config); config.OBJECTIVES lists the same keys.
-# moe: MMVAE (Shi et al. 2019) / MMVAE+ (Palumbo et al. 2023); mopoe: Sutter et al. 2021
-OBJECTIVES = {"moe": MoE, "mopoe": MoPoE}
+# moe: MMVAE (Shi et al. 2019) / MMVAE+ (Palumbo et al. 2023); mopoe: Sutter et al. 2021;
+# mmjsd: Sutter et al. 2020; mvtcae: Hwang et al. 2021
+OBJECTIVES = {"moe": MoE, "mopoe": MoPoE, "mmjsd": MMJSD, "mvtcae": MVTCAE}
 
 
 def build_objective(cfg):

@@ -23,13 +23,13 @@ def _model(name, **kw):
 
 
 def test_unknown_objective_is_a_clear_error():
-    with pytest.raises(ValueError, match=r"model.objective must be one of moe, mopoe, got 'unknown'"):
+    with pytest.raises(ValueError, match=r"model.objective must be one of moe, mopoe, mmjsd, mvtcae, got 'unknown'"):
         ModelConfig(objective="unknown")
     with pytest.raises(ConfigError, match="model.objective must be one of"):  # the YAML / override path
         load_config("polymnist_mmvae", overrides=["model.objective=nope"])
     cfg = ModelConfig()
     cfg.objective = "nope"  # set past the config's check
-    with pytest.raises(ValueError, match="model.objective must be one of moe, mopoe, got 'nope'"):
+    with pytest.raises(ValueError, match="model.objective must be one of moe, mopoe, mmjsd, mvtcae, got 'nope'"):
         build_objective(cfg)
 
 
