@@ -3,13 +3,15 @@
     python -m mmebm.bench                         # all four models, batch 128, CPU
     python -m mmebm.bench --models mmvaeplus_ebm --steps 5 --device cuda --bf16 --compile
     python -m mmebm.bench --net conv --impl batched loop grouped
+    python -m mmebm.bench --net conv --models mmvaeplus mopoe mvtcae mmjsd --impl loop
 
 Implementations: `loop` is the per-modality loop (config batched=False); `batched` the
 batched networks (batched=True), which run grouped kernels on CUDA and copy by copy on
 CPU (see mmebm.nets; issue #3: on CPU the grouped kernels were slower than the loop);
 `grouped` is batched with the grouped kernels forced, e.g. to time them on CPU.
 
-A step is: VAE forward + backward + optimizer step, and for the EBM prior the Langevin
+Models: the four presets, and MoPoE, MVTCAE and mmJSD (MMVAE's networks and z with Gaussian
+posteriors and prior, and their objectives; objectives.py). A step is: VAE forward + backward + optimizer step, and for the EBM prior the Langevin
 sampling of the negatives + EBM forward + backward + optimizer step. FLOPs (matmuls and
 convolutions, forward and backward, Langevin included; optimizer updates not) come from
 torch's FlopCounterMode on one step at a small batch, scaled per sample. On CPU the
@@ -31,6 +33,17 @@ from .config import PRESETS, preset
 from .models import build_model, make_optimizers
 from .nets import CopyNet
 from .train import keep_freed_memory
+
+
+BASELINES = ("mopoe", "mvtcae", "mmjsd")  # objectives on MMVAE's one shared z
+MODELS = (*PRESETS, *BASELINES)
+
+
+def model_config(name, **kw):
+    """The ModelConfig of a preset, or of a baseline objective on MMVAE's networks."""
+    if name in BASELINES:
+        return preset("mmvae", prior="gaussian", posterior="normal", objective=name, **kw)
+    return preset(name, **kw)
 
 
 def _sync(device):
@@ -75,7 +88,7 @@ def count_flops(name, net, batch=4, **cfg):
     Counted on the loop implementation (same arithmetic): FlopCounterMode overcounts the
     backward of grouped convolutions (torch 2.14)."""
     torch.manual_seed(0)
-    model = build_model(preset(name, net=net, batched=False, **cfg))
+    model = build_model(model_config(name, net=net, batched=False, **cfg))
     x = torch.rand(batch, model.cfg.n_modalities, 3, 28, 28)
     with FlopCounterMode(display=False) as fc:
         loss, stats = model.loss(x)
@@ -97,7 +110,7 @@ def bench(name, net, impls, batch, steps, device, bf16=False, compile=False):
     runs = {}
     for impl in impls:
         torch.manual_seed(0)
-        model = build_model(preset(name, net=net, batched=impl != "loop")).to(device)
+        model = build_model(model_config(name, net=net, batched=impl != "loop")).to(device)
         if impl == "grouped":
             for mod in model.modules():
                 if isinstance(mod, CopyNet):
@@ -118,7 +131,7 @@ def bench(name, net, impls, batch, steps, device, bf16=False, compile=False):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", nargs="+", default=list(PRESETS), choices=PRESETS)
+    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     ap.add_argument("--net", default="resnet", choices=["resnet", "conv"])
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up step")

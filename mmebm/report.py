@@ -4,6 +4,7 @@
     mean_sd([0.61, 0.64, 0.59])    -> (mean, sample sd); sd is nan for one value
     learning_curve(run_dir)        -> {name: (steps, values)} from the eval rows of metrics.csv
     best_source(matrices)          -> the source modality with the highest mean cross coherence
+    median_seed({0: .3, 1: .5, 2: .4}) -> 2, the seed whose value is the median (the lower one of an even count)
 """
 
 import csv
@@ -54,3 +55,10 @@ def best_source(matrices):
     rows = [[statistics.fmean(v for t, v in enumerate(row) if t != s) for s, row in enumerate(mat)] for mat in matrices]
     mean = [statistics.fmean(r[s] for r in rows) for s in range(len(rows[0]))]
     return max(range(len(mean)), key=mean.__getitem__)
+
+
+def median_seed(values):
+    """The seed whose value is the median of {seed: value} (for an even count, the lower of the two
+    middle ones; ties to the smaller seed): the run a figure shows as typical of its model."""
+    ranked = sorted(values, key=lambda k: (values[k], k))
+    return ranked[(len(ranked) - 1) // 2]

@@ -23,8 +23,10 @@
 #   poster's, with the profile and training budget that produced ours, and per run the joint
 #   coherence with its 95 % binomial interval; the same numbers in `table_polymnist.csv` (mean
 #   and sd per model and metric) and `table_polymnist_runs.csv` (per run);
-# - `learning_curves.png`: cross and joint coherence against training steps, the four models
-#   in one figure (the coherence probes of the trainer, `train.eval_every`);
+# - `table_polymnist_generalized.md`: the poster's generalized-version table, its five rows
+#   (ours, MMVAE+, MoPoE, MVTCAE, mmJSD) beside the poster's numbers;
+# - `learning_curves.png`: cross and joint coherence against training steps, every model in one
+#   figure (the coherence probes of the trainer, `train.eval_every`);
 # - `joint_base.png`, `joint_generalized.png`: prior samples, MMVAE vs the base version and
 #   MMVAE+ vs the generalized version (the poster's joint-generation figure);
 # - `cross_coherence_matrix.png`: cross coherence per source and target modality, per model;
@@ -53,26 +55,31 @@ import torch
 
 from mmebm import plots
 from mmebm.data import PolyMNIST
-from mmebm.report import best_source, fmt_mean_sd, learning_curve, mean_sd, wilson_interval
+from mmebm.report import best_source, fmt_mean_sd, learning_curve, mean_sd, median_seed, wilson_interval
 from mmebm.runs import INDEX_FILE
 from mmebm.train import load_checkpoint, load_run
 from mmebm.weights import train_wall_seconds
 
-# The poster's PolyMNIST numbers (SPEC.md section 6).
+# The poster's PolyMNIST numbers (SPEC.md section 6): label, joint, cross coherence.
 PAPER = {
     "polymnist_mmvae": ("MMVAE", 0.232, 0.844),
     "polymnist_mmvae_ebm": ("Ours, base (MMVAE + EBM prior)", 0.746, 0.853),
     "polymnist_mmvaeplus": ("MMVAE+", 0.344, 0.869),
     "polymnist_mmvaeplus_ebm": ("Ours, generalized (MMVAE+ + EBM prior)", 0.878, 0.897),
 }
+# the other baselines of the generalized table: shown when 02_models ran them
+BASELINES = {"polymnist_mopoe": ("MoPoE", 0.141, 0.720), "polymnist_mvtcae": ("MVTCAE", 0.003, 0.591),
+             "polymnist_mmjsd": ("mmJSD", 0.060, 0.778)}
+GENERALIZED_TABLE = ["polymnist_mmvaeplus_ebm", "polymnist_mmvaeplus", *BASELINES]  # the poster's row order
 # the runs 02_models trained or installed last, listed in runs_dir (run folders relative to the notebooks)
 index_path = Path(runs_dir) / INDEX_FILE
 index = json.loads(index_path.read_text()) if index_path.is_file() else {"profile": None, "runs": []}
 if index["profile"] != profile:
     raise FileNotFoundError(f"no {profile!r} runs listed in {index_path}: run 02_models with "
                             f"profile={profile!r} first (make reproduce does)")
-runs = {(r["config"], r["seed"]): Path(r["run"]) for r in index["runs"] if r["config"] in PAPER}
-seeds = {name: sorted(k for n, k in runs if n == name) for name in PAPER}  # the seeds of each model
+MODELS = {**PAPER, **{name: v for name, v in BASELINES.items() if any(r["config"] == name for r in index["runs"])}}
+runs = {(r["config"], r["seed"]): Path(r["run"]) for r in index["runs"] if r["config"] in MODELS}
+seeds = {name: sorted(k for n, k in runs if n == name) for name in MODELS}  # the seeds of each model
 missing = [f"{name} (no run)" for name, ks in seeds.items() if not ks]
 missing += [str(d) for d in runs.values() if not (d / "metrics.json").is_file()]
 if missing:
@@ -96,8 +103,8 @@ def source(d):
 sources = {key: source(d) for key, d in runs.items()}  # one checkpoint read per run
 
 
-rows, per_run, summary = [], [], []
-for name, (label, paper_joint, paper_cross) in PAPER.items():
+rows, per_run, summary = {}, [], []
+for name, (label, paper_joint, paper_cross) in MODELS.items():
     ms = [metrics[name, k] for k in seeds[name]]
     cfg = ms[0]["config"]
     for key in ("joint_coherence", "cross_coherence"):
@@ -107,7 +114,7 @@ for name, (label, paper_joint, paper_cross) in PAPER.items():
     # shipped runs: the manifest's wall time (a run stopped from outside has none in metrics.csv)
     minutes = [(sources[name, k][1] or {}).get("train_wall_s", train_wall_seconds(runs[name, k] / "metrics.csv")) / 60
                for k in seeds[name]]
-    rows.append({
+    rows[name] = {
         "model": label,
         "joint (ours)": fmt_mean_sd(m["joint_coherence"] for m in ms),
         "cross (ours)": fmt_mean_sd(m["cross_coherence"] for m in ms),
@@ -123,7 +130,7 @@ for name, (label, paper_joint, paper_cross) in PAPER.items():
         "train min per run": f"{sum(minutes) / len(minutes):.0f}",
         "test tuples": ms[0]["n_test"],
         "joint samples": ms[0]["n_joint"],
-    })
+    }
     for k, m in zip(seeds[name], ms):
         n = m["n_joint"]
         lo, hi = wilson_interval(round(m["joint_coherence"] * n), n)
@@ -153,7 +160,7 @@ def write_csv(path, rows):
 Path(figures_dir).mkdir(parents=True, exist_ok=True)
 write_csv(Path(figures_dir) / "table_polymnist.csv", summary)  # numbers: mean and sd per model and metric
 write_csv(Path(figures_dir) / "table_polymnist_runs.csv", per_run)
-table = markdown(rows)
+table = markdown(list(rows.values()))
 n_joint = metrics[next(iter(runs))]["n_joint"]
 (Path(figures_dir) / "table_polymnist.md").write_text(
     f"PolyMNIST coherence, profile `{profile}` (ours: mean ± sd over the seeds of each model) beside the "
@@ -166,6 +173,27 @@ print()
 print(markdown(per_run))
 
 # %% [markdown]
+# The poster's second table compares the generalized version with four baselines on
+# PolyMNIST. The same numbers as above, in its rows and order; a baseline that `02_models` did
+# not run is marked so.
+
+# %%
+columns = ["model", "joint (ours)", "cross (ours)", "joint (paper)", "cross (paper)", "seeds", "steps",
+           "train min per run"]
+generalized = []
+for name in GENERALIZED_TABLE:
+    label, paper_joint, paper_cross = {**PAPER, **BASELINES}[name]
+    ours = rows.get(name, {"joint (ours)": "not run", "cross (ours)": "not run"})
+    generalized.append({c: ours.get(c, "") for c in columns}
+                       | {"model": label, "joint (paper)": f"{paper_joint:.3f}", "cross (paper)": f"{paper_cross:.3f}"})
+table_generalized = markdown(generalized)
+(Path(figures_dir) / "table_polymnist_generalized.md").write_text(
+    f"The poster's generalized-version table on PolyMNIST, profile `{profile}` (ours: mean ± sd over the "
+    f"seeds; every model trained by mmebm's trainer on the same data, judged by the same classifiers).\n\n"
+    f"{table_generalized}\n")
+print(table_generalized)
+
+# %% [markdown]
 # ## Learning curves
 #
 # Coherence measured while training (cross coherence on a fixed subset of test tuples, joint
@@ -174,7 +202,7 @@ print(markdown(per_run))
 # about 0.1.
 
 # %%
-curves = {PAPER[name][0]: [learning_curve(runs[name, k]) for k in seeds[name]] for name in PAPER}
+curves = {MODELS[name][0]: [learning_curve(runs[name, k]) for k in seeds[name]] for name in MODELS}
 if any(c for runs_ in curves.values() for c in runs_):
     fig = plots.learning_curves_figure(curves, chance={"cross_coherence": 0.1})
     plots.save(fig, f"{figures_dir}/learning_curves.png")
@@ -197,7 +225,10 @@ print("classifier accuracy:", [round(a, 4) for a in m["classifier_accuracy"]])
 # MMVAE+), columns the five modalities. Coherent samples write one digit across a row.
 
 # %%
-models = {name: load_run(runs[name, seeds[name][0]])[0] for name in PAPER}  # the figures show the first seed
+# the figures show one run per model: its median seed by cross coherence (not the best, nor the first)
+shown = {name: median_seed({k: metrics[name, k]["cross_coherence"] for k in seeds[name]}) for name in MODELS}
+models = {name: load_run(runs[name, shown[name]])[0] for name in MODELS}
+print("seed shown per model:", shown)
 modality_labels = [f"m{m}" for m in range(5)]
 for version, (base, ebm) in {"base": ("polymnist_mmvae", "polymnist_mmvae_ebm"),
                              "generalized": ("polymnist_mmvaeplus", "polymnist_mmvaeplus_ebm")}.items():
@@ -214,18 +245,18 @@ for version, (base, ebm) in {"base": ("polymnist_mmvae", "polymnist_mmvae_ebm"),
 # chance, one whose decoder draws none (or whose classifier cannot read what it draws).
 
 # %%
-matrices = {PAPER[name][0]: torch.tensor([metrics[name, k]["cross_coherence_matrix"] for k in seeds[name]]).mean(0)
-            for name in PAPER}
+matrices = {MODELS[name][0]: torch.tensor([metrics[name, k]["cross_coherence_matrix"] for k in seeds[name]]).mean(0)
+            for name in MODELS}
 plots.save(plots.coherence_matrices(matrices), f"{figures_dir}/cross_coherence_matrix.png")
 src = best_source(m.tolist() for m in matrices.values())  # the figures below generate from it
-print(f"cross generation figures: from m{src}, the source the four models generate from most coherently")
+print(f"cross generation figures: from m{src}, the source the models generate from most coherently")
 
 # %% [markdown]
 # ## Cross generation
 #
 # Left, test tuples; then each model's generation of all five modalities from one modality
 # alone (one posterior sample of $z$, $w$ from the unit prior): the source modality from which
-# the four models generate most coherently on average (the matrix above), named in the title.
+# the models generate most coherently on average (the matrix above), named in the title.
 
 # %%
 test = PolyMNIST.load(polymnist_dir, "test")

@@ -262,3 +262,12 @@ def test_best_source_is_the_row_with_the_highest_off_diagonal_mean():
     b = [[0.9, 0.1, 0.1], [0.9, 0.5, 0.9], [0.1, 0.1, 0.1]]
     assert best_source([a, b]) == 1
     assert best_source(iter([a, b])) == 1  # a generator, as the notebooks pass
+
+
+def test_median_seed():
+    from mmebm.report import median_seed
+
+    assert median_seed({0: 0.30, 1: 0.55, 2: 0.45}) == 2
+    assert median_seed({0: 0.30, 1: 0.55, 2: 0.45, 3: 0.50}) == 2  # even count: the lower middle
+    assert median_seed({4: 0.4}) == 4
+    assert median_seed({0: 0.4, 1: 0.4, 2: 0.4}) == 1  # ties by seed

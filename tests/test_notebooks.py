@@ -24,15 +24,19 @@ TINY_CUB = ["model.z_dim=8", "model.w_dim=4", "model.langevin_steps=5", "data.li
             "train.max_steps=2"]
 
 
+TINY_EXPERIMENTS = ["polymnist_mmvae", "polymnist_mmvae_ebm", "polymnist_mmvaeplus", "polymnist_mmvaeplus_ebm",
+                    "polymnist_mvtcae"]
+
+
 @pytest.fixture(scope="module")
 def tiny_runs(polymnist_dir, tmp_path_factory):
-    """The four PolyMNIST runs, tiny, trained and evaluated: what 03_results reads."""
+    """The four PolyMNIST models and one of the other baselines (03_results marks the others not
+    run), tiny, trained and evaluated: what 02_models loads and 03_results reads."""
     from mmebm.runs import ensure_classifiers, ensure_evaluated, ensure_seeded_runs
 
     root = tmp_path_factory.mktemp("runs")
     ensure_classifiers(polymnist_dir, root / "classifiers", epochs=1, limit=2000)
-    names = ("polymnist_mmvae", "polymnist_mmvae_ebm", "polymnist_mmvaeplus", "polymnist_mmvaeplus_ebm")
-    runs = ensure_seeded_runs(names, "cpu", [0], root, None, [f"data.root={polymnist_dir}", "train.device=cpu",
+    runs = ensure_seeded_runs(TINY_EXPERIMENTS, "cpu", [0], root, None, [f"data.root={polymnist_dir}", "train.device=cpu",
                                                               f"train.eval_classifiers={root / 'classifiers'}",
                                                               *TINY_MODEL])
     for _, run, _ in runs.values():
@@ -45,13 +49,15 @@ def tiny_parameters(name, data_root, polymnist_dir, tmp, request):
     common = dict(data_root=str(data_root), figures_dir=str(tmp / "figures"))
     tiny_run = dict(common, runs_dir=str(tmp / "runs"), classifiers_dir=str(tmp / "classifiers"), n_joint=100,
                     classifier_epochs=1, classifier_limit=2000, device="cpu", overrides=TINY_MODEL)
-    if name == "03_results":  # reads saved runs only: train them first (once per module)
-        return dict(common, runs_dir=str(request.getfixturevalue("tiny_runs")), polymnist_dir=str(polymnist_dir),
-                    n_show=4, chain_show=[0, 2, 5])
+    if name in ("02_models", "03_results"):  # the runs trained once per module (02 loads and evaluates them)
+        runs = request.getfixturevalue("tiny_runs")
+        if name == "03_results":
+            return dict(common, runs_dir=str(runs), polymnist_dir=str(polymnist_dir), n_show=4, chain_show=[0, 2, 5])
+        return dict(tiny_run, runs_dir=str(runs), classifiers_dir=str(runs / "classifiers"), experiments=TINY_EXPERIMENTS,
+                    polymnist_dir=str(polymnist_dir), weights_dir=str(tmp / "no_weights"))
     return {
         "00_polymnist": dict(common, out_dir=str(tmp / "polymnist"), limit=1000, n_show=4),
         "01_objectives": dict(common, n_samples=2000, n_iters=60, n_iters_vae=60, batch_size=128),
-        "02_models": dict(tiny_run, polymnist_dir=str(polymnist_dir), weights_dir=str(tmp / "no_weights")),
         "04_cub": dict(common, runs_dir=str(tmp / "runs"), cache_dir=str(tmp / "cub_cache"), device="cpu",
                        overrides=TINY_CUB, n_chains=3, chain_show=[0, 2, 5], n_show=3, n_score=50, n_colour=100),
     }[name]
