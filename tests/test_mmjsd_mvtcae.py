@@ -8,13 +8,12 @@ import math
 import pytest
 import torch
 import torch.distributions as td
-import torch.nn as nn
 
 from mmebm.config import ModelConfig, load_config, preset
 from mmebm.distributions import Normal
 from mmebm.models import build_model, make_optimizers, train_step
 from mmebm.objectives import MMJSD, MVTCAE, build_objective, kl_normal, poe
-from test_mopoe import LinearDecoders, _grid_log_density
+from test_mopoe import LinearDecoders, LinearExperts, _grid_log_density, ebm_shift, linear_gaussian_matrices
 
 
 def _normals(seed, B, M, D):
@@ -73,18 +72,6 @@ def test_js_matches_a_grid_and_vanishes_when_the_members_agree():
 
 # ----------------------------------------------------------------------------- linear-Gaussian model
 
-class LinearExperts(nn.Module):
-    """Expert m: N(A_m (x_m - b_m), diag(scale_m)^2), scale given through softplus^-1."""
-
-    def __init__(self, A, b, raw):
-        super().__init__()
-        self.A, self.b, self.raw = A, b, raw
-
-    def forward(self, x, g=None):
-        loc = torch.einsum("bmx,mzx->bmz", x - self.b, self.A)
-        return loc, self.raw.expand(loc.shape), None, None
-
-
 def _linear_gaussian(objective, prior_share=0.0, **kw):
     """p(z) = N(0, I), p(x_m | z) = N(W_m z + b_m, s^2 I), m = 1..3, W_m with orthogonal columns
     (W_m^T W_m = diag(c_m^2)). Expert m is the density in z of p(x_m | z) N(0, I)^prior_share,
@@ -92,12 +79,7 @@ def _linear_gaussian(objective, prior_share=0.0, **kw):
     / s^2. With prior_share = 1/3 the product of the three is the exact posterior p(z | X).
     Returns the model, X [B, 3, Dx] drawn from p(X), log p(X) and a helper giving
     E_{N(mean, cov)} log p(X | z) in closed form."""
-    g = torch.Generator().manual_seed(0)
-    M, Dx, Dz, sig = 3, 5, 2, 0.6
-    c = torch.tensor([[2.0, 0.7], [1.2, 1.5], [0.5, 1.0]], dtype=torch.float64)
-    Q = [torch.linalg.qr(torch.randn(Dx, Dz, generator=g, dtype=torch.float64))[0] for _ in range(M)]
-    W = torch.stack(Q) * c[:, None]                                     # [M, Dx, Dz]
-    b = torch.randn(M, Dx, generator=g, dtype=torch.float64)
+    g, M, Dx, Dz, sig, c, W, b = linear_gaussian_matrices()
     prec = c ** 2 / sig ** 2 + prior_share                              # [M, Dz], diagonal
     A = W.transpose(1, 2) / sig ** 2 / prec[:, :, None]                 # [M, Dz, Dx]
     raw = torch.log(torch.expm1(prec.rsqrt()))
@@ -217,15 +199,9 @@ def test_training_step_runs_and_moves_the_parameters(objective, name):
 
 def test_mvtcae_regularizer_sees_the_ebm_prior():
     """With the EBM prior, lw moves by -beta (1 - alpha) f_alpha(z) (same draws, same seed)."""
-    model, x = _model("mvtcae", "mmvae_ebm", beta=1.7, tc_alpha=0.4), _x()
-    torch.manual_seed(1)
-    lw_ebm, s = model.log_weights(x)
-    f_alpha = model.prior.f_alpha
-    model.prior = model.prior.p0
-    torch.manual_seed(1)
-    lw_base, _ = model.log_weights(x)
+    shift, s, f_alpha = ebm_shift(_model("mvtcae", "mmvae_ebm", beta=1.7, tc_alpha=0.4), _x())
     tilt = -1.7 * 0.6 * f_alpha(s["z"][0, :, 0])
-    torch.testing.assert_close(lw_ebm - lw_base, tilt[None, :, None], rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(shift, tilt[None, :, None], rtol=1e-4, atol=1e-3)
 
 
 def test_cross_generation_uses_each_methods_joint_posterior():

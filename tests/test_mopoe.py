@@ -132,6 +132,18 @@ class LinearDecoders(nn.Module):
         return torch.einsum("nmz,mxz->nmx", u, self.W) + self.b
 
 
+def linear_gaussian_matrices():
+    """The linear-Gaussian model's numbers: (generator, M = 3, Dx = 5, Dz = 2, noise s = 0.6,
+    c [M, Dz], W [M, Dx, Dz] with orthogonal columns of lengths c_m, b [M, Dx]); the generator
+    continues to draw the data."""
+    g = torch.Generator().manual_seed(0)
+    M, Dx, Dz, sig = 3, 5, 2, 0.6
+    c = torch.tensor([[2.0, 0.7], [1.2, 1.5], [0.5, 1.0]], dtype=torch.float64)
+    Q = [torch.linalg.qr(torch.randn(Dx, Dz, generator=g, dtype=torch.float64))[0] for _ in range(M)]
+    W = torch.stack(Q) * c[:, None]                                     # [M, Dx, Dz]
+    return g, M, Dx, Dz, sig, c, W, torch.randn(M, Dx, generator=g, dtype=torch.float64)
+
+
 def _linear_gaussian():
     """p(z) = N(0, I), p(x_m | z) = N(W_m z + b_m, s^2 I), m = 1..3, W_m with orthogonal columns
     (W_m^T W_m = diag(c_m^2)). Expert m is the likelihood factor p(x_m | z) as a density in z,
@@ -140,12 +152,7 @@ def _linear_gaussian():
     p(z | X_S) under a flat prior. Returns the model, X [B, 3, Dx] drawn from p(X), log p(X) and
     every subset's q_S as (mean, covariance) from the matrices (7 entries, in subsets(3) order;
     the last, the full set's, is p(z | X))."""
-    g = torch.Generator().manual_seed(0)
-    M, Dx, Dz, sig = 3, 5, 2, 0.6
-    c = torch.tensor([[2.0, 0.7], [1.2, 1.5], [0.5, 1.0]], dtype=torch.float64)
-    Q = [torch.linalg.qr(torch.randn(Dx, Dz, generator=g, dtype=torch.float64))[0] for _ in range(M)]
-    W = torch.stack(Q) * c[:, None]                                     # [M, Dx, Dz]
-    b = torch.randn(M, Dx, generator=g, dtype=torch.float64)
+    g, M, Dx, Dz, sig, c, W, b = linear_gaussian_matrices()
     A = W.transpose(1, 2) / c[:, :, None] ** 2                          # [M, Dz, Dx]
     raw = torch.log(torch.expm1(sig / c))                               # softplus^-1 of the experts' std
     cfg = _cfg(M, prior="gaussian", likelihood="normal", lik_scale=sig, beta=1.0, z_dim=Dz, scale_eps=0.0)
@@ -252,18 +259,24 @@ def test_training_step_runs_and_moves_the_parameters(name):
     assert not ebm or any(moved[len(vae):])  # the EBM update ran
 
 
-def test_the_regularizer_sees_the_ebm_prior():
-    """With the EBM prior, lw moves by -beta * 1/|P| sum_S f_alpha(z_S): every subset's KL is
-    tilted (same draws under the same seed)."""
-    model, x = _model("mmvae_ebm", beta=1.7), _x()
+def ebm_shift(model, x):
+    """lw under the model's EBM prior minus lw under its base p0 (the same draws: same seed), the
+    samples, and f_alpha."""
     torch.manual_seed(1)
-    lw_ebm, s = model.log_weights(x)
+    lw_ebm, samples = model.log_weights(x)
     f_alpha = model.prior.f_alpha
     model.prior = model.prior.p0
     torch.manual_seed(1)
     lw_base, _ = model.log_weights(x)
+    return lw_ebm - lw_base, samples, f_alpha
+
+
+def test_the_regularizer_sees_the_ebm_prior():
+    """With the EBM prior, lw moves by -beta * 1/|P| sum_S f_alpha(z_S): every subset's KL is
+    tilted (same draws under the same seed)."""
+    shift, s, f_alpha = ebm_shift(_model("mmvae_ebm", beta=1.7), _x())
     tilt = -1.7 * f_alpha(s["z_subsets"]).mean(-1)                      # [B], over the 31 subsets
-    torch.testing.assert_close(lw_ebm - lw_base, tilt[None, :, None], rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(shift, tilt[None, :, None], rtol=1e-4, atol=1e-3)
 
 
 def test_cross_generation_draws_from_the_subsets_product():
