@@ -9,7 +9,7 @@ export MMEBM_DATA
 # `paper` with CUDA, `cpu` otherwise; `make reproduce PROFILE=...` overrides.
 PROFILE ?= $(shell [ -x $(PY) ] && $(PY) -c "import torch; print('paper' if torch.cuda.is_available() else 'cpu')" 2>/dev/null || echo cpu)
 NOTEBOOKS := 00_polymnist 01_objectives 02_models 03_results 04_cub
-# TRAIN=1: train every PolyMNIST run from scratch instead of evaluating the weights shipped in weights/
+# TRAIN=1: train every PolyMNIST run and both CUB models from scratch instead of evaluating the weights shipped in weights/
 TRAIN ?= 0
 TRAIN_FLAG := $(if $(filter 1 yes true,$(TRAIN)),-p train_models True,)
 PAPERMILL := $(PY) -m papermill --cwd notebooks --kernel python3 --no-progress-bar
@@ -32,7 +32,7 @@ reproduce: venv
 	for nb in $(NOTEBOOKS); do \
 	  echo "== $$nb (profile $(PROFILE))"; \
 	  $(PY) -m jupytext --quiet --to ipynb --output build/$$nb.src.ipynb notebooks/$$nb.py && \
-	  $(PAPERMILL) build/$$nb.src.ipynb build/$$nb.ipynb $$([ $$nb = 00_polymnist ] || echo -p profile $(PROFILE)) $$([ $$nb = 02_models ] && echo "$(TRAIN_FLAG)") || exit 1; \
+	  $(PAPERMILL) build/$$nb.src.ipynb build/$$nb.ipynb $$([ $$nb = 00_polymnist ] || echo -p profile $(PROFILE)) $$(case $$nb in 02_models|04_cub) echo "$(TRAIN_FLAG)";; esac) || exit 1; \
 	done; \
 	echo "make reproduce (profile $(PROFILE)) took $$(( $$(date +%s) - start )) s; executed notebooks in build/, figures in figures/"
 

@@ -52,10 +52,28 @@ def run_dir(runs_dir, config, profile, seed=None):
     return Path(runs_dir) / (f"{config}-{profile}" + ("" if seed is None else f"-s{seed}"))
 
 
-def ensure_experiments(configs, profile, runs_dir, overrides=()):
-    """`ensure_trained` for each config; returns ({config: model}, {config: run folder})."""
-    dirs = {name: run_dir(runs_dir, name, profile) for name in configs}
-    return {name: ensure_trained(name, profile, d, overrides)[0] for name, d in dirs.items()}, dirs
+def ensure_experiments(configs, profile, runs_dir, overrides=(), weights_dir=None):
+    """`ensure_run` for each config (one run each, no seed in its name); returns
+    ({config: model}, {config: run folder}, {config: "shipped" | "trained here"})."""
+    runs = {name: ensure_run(name, profile, run_dir(runs_dir, name, profile), weights_dir, overrides) for name in configs}
+    return ({name: r[0] for name, r in runs.items()}, {name: r[1] for name, r in runs.items()},
+            {name: r[2] for name, r in runs.items()})
+
+
+def ensure_run(config, profile, run_folder, weights_dir=None, overrides=()):
+    """Shipped weights from WEIGHTS_DIR/<run_folder's name> where they exist (unless weights_dir
+    is None), installed into <run_folder>-shipped with this machine's data settings; else
+    `ensure_trained` into run_folder. Returns (model, run folder, "shipped" | "trained here")."""
+    d = Path(run_folder)
+    shipped = None if weights_dir is None else Path(weights_dir) / d.name
+    if shipped is not None and (shipped / "manifest.json").is_file():
+        d = d.with_name(d.name + "-shipped")
+        here = load_config(config, profile, overrides).data
+        print(f"{d.name}: shipped weights {shipped}")
+        return install_shipped(shipped, d, here), d, "shipped"
+    if weights_dir is not None:
+        print(f"{d.name}: no shipped weights at {shipped}; training here")
+    return ensure_trained(config, profile, d, overrides)[0], d, "trained here"
 
 
 def install_shipped(weights_dir, run_dir, data=None):
@@ -102,18 +120,8 @@ def ensure_seeded_runs(configs, profile, seeds, runs_dir, weights_dir=None, over
     out = {}
     for name in configs:
         for seed in (seeds[name] if isinstance(seeds, dict) else seeds):
-            d = run_dir(runs_dir, name, profile, seed)
-            shipped = None if weights_dir is None else run_dir(weights_dir, name, profile, seed)
-            if shipped is not None and (shipped / "manifest.json").is_file():
-                d = d.with_name(d.name + "-shipped")
-                here = load_config(name, profile, overrides).data
-                out[name, seed] = (install_shipped(shipped, d, here), d, "shipped")
-                print(f"{name} seed {seed}: shipped weights {shipped}")
-            else:
-                if weights_dir is not None:
-                    print(f"{name} seed {seed}: no shipped weights at {shipped}; training here")
-                out[name, seed] = (ensure_trained(name, profile, d, [*overrides, f"train.seed={seed}"])[0], d,
-                                   "trained here")
+            out[name, seed] = ensure_run(name, profile, run_dir(runs_dir, name, profile, seed), weights_dir,
+                                         [*overrides, f"train.seed={seed}"])
     index = [{"config": name, "seed": seed, "run": str(d), "weights": source}
              for (name, seed), (_, d, source) in out.items()]
     Path(runs_dir).mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mmebm.config import ConfigError, load_config
-from mmebm.runs import ensure_seeded_runs, install_shipped, run_dir, shipped_seeds
+from mmebm.runs import ensure_experiments, ensure_seeded_runs, install_shipped, run_dir, shipped_seeds
 from mmebm.train import load_checkpoint, load_run, train
 from mmebm.weights import ShippedWeightsError, check, export, load_shipped
 
@@ -96,6 +96,20 @@ def test_installed_weights_evaluate_but_do_not_resume(trained, polymnist_dir, tm
     assert load_checkpoint(runs["polymnist_mmvaeplus_ebm", 1][1] / "checkpoint.pt")["config"]["train"]["seed"] == 1
 
 
+def test_unseeded_runs_take_shipped_weights_where_present(trained, polymnist_dir, tmp_path):
+    """04_cub's path: one run per config, named <config>-<profile> under weights/ and runs/."""
+    export(trained, tmp_path / "weights" / "polymnist_mmvaeplus_ebm-cpu", machine={"processor": "test"})
+    here = [f"data.root={polymnist_dir}", *TINY]
+    models, dirs, sources = ensure_experiments(["polymnist_mmvaeplus_ebm", "polymnist_mmvaeplus"], "cpu",
+                                               tmp_path / "runs", here, tmp_path / "weights")
+    assert sources == {"polymnist_mmvaeplus_ebm": "shipped", "polymnist_mmvaeplus": "trained here"}
+    assert dirs["polymnist_mmvaeplus_ebm"].name == "polymnist_mmvaeplus_ebm-cpu-shipped"
+    assert "shipped" in load_checkpoint(dirs["polymnist_mmvaeplus_ebm"] / "checkpoint.pt")
+    assert load_checkpoint(dirs["polymnist_mmvaeplus"] / "checkpoint.pt")["step"] == 3
+    _, _, sources = ensure_experiments(["polymnist_mmvaeplus_ebm"], "cpu", tmp_path / "runs", here)  # no weights_dir
+    assert sources == {"polymnist_mmvaeplus_ebm": "trained here"}
+
+
 def test_committed_weights_match_their_manifests_and_the_configs():
     """Every shipped run in weights/ passes its hash check, and its config is what the cpu
     profile gives today (so `make reproduce TRAIN=1` retrains the same thing), up to run control."""
@@ -110,8 +124,8 @@ def test_committed_weights_match_their_manifests_and_the_configs():
         pytest.skip("no shipped weights in this checkout")
     for d in shipped:
         manifest = check(d)
-        name, profile, seed = d.name.rsplit("-", 2)
-        cfg = load_config(name, profile, [f"train.seed={seed[1:]}"])
+        name, profile, *seed = d.name.split("-")  # <config>-<profile>[-s<seed>] (CUB: one run, seed 0)
+        cfg = load_config(name, profile, [f"train.seed={seed[0][1:] if seed else 0}"])
         ignore = {"root", "test_limit"}  # where the data lived, how much was probed: replaced on install
         # through from_dict, as --resume does: a key added since the export gets its default
         saved = _comparable(json.loads(json.dumps(to_dict(from_dict(manifest["config"])))))
