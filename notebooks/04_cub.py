@@ -125,6 +125,10 @@ config_overrides = [f"data.root={root}", f"data.cache_dir={cache_dir}", f"train.
 models, run_dirs, sources = ensure_experiments(experiments, profile, runs_dir, config_overrides,
                                                None if train_models else weights_dir)
 gauss, ebm = (models[name] for name in experiments)
+for name, model in models.items():  # shipped weights decode words by their index in the vocabulary they trained on
+    if model.cfg.vocab_size != len(vocab):
+        raise ValueError(f"{name} was trained on a vocabulary of {model.cfg.vocab_size} words, but the captions in "
+                         f"{root} give {len(vocab)}: train it here (train_models=True, make reproduce TRAIN=1)")
 label = {experiments[0]: "Gaussian prior", experiments[1]: "EBM prior"}
 for name, d in run_dirs.items():
     state = torch.load(Path(d) / "checkpoint.pt", map_location="cpu", weights_only=True)
