@@ -78,6 +78,7 @@ from mmebm.captions import BigramScore, caption_chain, caption_measures, to_text
 from mmebm.colours import cross_colour_coherence, real_colour_coherence
 from mmebm.data import CUBCaptions, CUBImageCaptions, DataError, data_root as resolve_data_root
 from mmebm.runs import ensure_experiments
+from mmebm.weights import read_manifest
 
 root = resolve_data_root(data_root)
 train_text = CUBCaptions.load(root, "train", cache_dir=cache_dir)
@@ -130,10 +131,10 @@ for name, model in models.items():  # shipped weights decode words by their inde
         raise ValueError(f"{name} was trained on a vocabulary of {model.cfg.vocab_size} words, but the captions in "
                          f"{root} give {len(vocab)}: train it here (train_models=True, make reproduce TRAIN=1)")
 label = {experiments[0]: "Gaussian prior", experiments[1]: "EBM prior"}
-for name, d in run_dirs.items():
-    state = torch.load(Path(d) / "checkpoint.pt", map_location="cpu", weights_only=True)
-    spent = state["shipped"]["train_wall_s"] / 60 if "shipped" in state else None
-    print(f"{name}: {sources[name]}, {state['step']} steps" + (f", {spent:.0f} min of training" if spent else ""))
+for name in experiments:  # what a shipped run cost (a run trained here printed its own steps and time)
+    if sources[name] == "shipped":
+        m = read_manifest(Path(weights_dir) / run_dirs[name].name.removesuffix("-shipped"))
+        print(f"{name}: shipped, {m['steps']} steps, {m['train_wall_s'] / 60:.0f} min of training on {m['machine']['processor']}")
 
 # %% [markdown]
 # ## Captions along the chain
