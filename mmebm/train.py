@@ -1,4 +1,4 @@
-"""Training: python -m mmebm.train CONFIG [--profile cpu|paper] [--out RUN_DIR] [--resume] [key=value ...]
+"""Training: python -m mmebm.train CONFIG [--profile cpu|paper] [--out RUN_DIR] [--resume | --warm-start WEIGHTS] [key=value ...]
 
 One loop for every model and dataset (PolyMNIST, CUB image-captions, CUB captions). Multi-GPU: `torchrun --nproc_per_node=N -m mmebm.train ...`
 (each rank trains on its shard of every batch; gradients are averaged across ranks before
@@ -166,9 +166,32 @@ class MetricsLog:
 # ---------------------------------------------------------------- the loop
 
 
-def train(cfg, out_dir, resume=False, progress=True):
+def warm_start_state(weights_dir, cfg):
+    """Shipped weights (mmebm.weights) as the start of a longer run of the same config: the
+    model, the step it reached, and its history. They carry no optimizer state, so Adam starts
+    afresh there; the manifest of the continued run says so (`history`)."""
+    from .weights import load_shipped
+
+    model, _, manifest = load_shipped(weights_dir)
+    saved = to_dict(from_dict(manifest["config"]))
+    now = to_dict(cfg)
+    ignore = ("root", "cache_dir", "test_limit")  # where the data lives, how much is probed: not the run's
+    differs = [part for part in ("model", "train") if _comparable(saved)[part] != _comparable(now)[part]]
+    if {k: v for k, v in saved["data"].items() if k not in ignore} != {k: v for k, v in now["data"].items() if k not in ignore}:
+        differs.append("data")
+    if differs:
+        raise ConfigError(f"--warm-start: the {', '.join(differs)} config differs from the one {weights_dir} was "
+                          "trained with; continue it with the same config, seed and overrides")
+    segment = {"steps": manifest["steps"], "train_wall_s": manifest["train_wall_s"], "machine": manifest["machine"],
+               "commit": manifest["commit"], "sha256": manifest["sha256"], "note": manifest.get("note")}
+    return {"model": {k: v.float() for k, v in model.state_dict().items()}, "step": manifest["steps"],
+            "history": manifest.get("history", []) + [segment], "curves": Path(weights_dir) / "metrics.csv"}
+
+
+def train(cfg, out_dir, resume=False, progress=True, warm_start=None):
     """Train `cfg` (an ExperimentConfig) into `out_dir`; returns the final step. progress=False
-    hides the progress bar (headless notebooks would keep every refresh as a line)."""
+    hides the progress bar (headless notebooks would keep every refresh as a line). warm_start:
+    a folder of shipped weights of the same config to continue from (fresh optimizer state)."""
     distributed = "RANK" in os.environ and "WORLD_SIZE" in os.environ
     rank, world = 0, 1
     if distributed:
@@ -197,6 +220,21 @@ def train(cfg, out_dir, resume=False, progress=True):
         torch.manual_seed(tc.seed + rank)
     opt_vae, opt_ebm = make_optimizers(model, tc.lr, tc.amsgrad)
     step = 0
+    # Earlier segments of a warm-started run ([] otherwise) and the training time of this run so
+    # far, coherence probes excluded: kept in every checkpoint, so a run stopped from outside
+    # still knows what it cost.
+    history, wall_before = [], 0.0
+    if warm_start is not None:
+        if resume:
+            raise ConfigError("--warm-start starts a new run folder; --resume continues one: give one of them")
+        if ckpt_path.is_file():
+            raise ConfigError(f"--warm-start: {ckpt_path} exists; warm-start into a new --out, or --resume that run")
+        state = warm_start_state(warm_start, cfg)
+        model.load_state_dict(state["model"])
+        step, history = state["step"], state["history"]
+        torch.manual_seed(tc.seed * 1_000_003 + step)  # a fresh random stream, fixed by (seed, step)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "metrics.csv").write_bytes(state["curves"].read_bytes())  # the curves continue
     if resume:
         if not ckpt_path.is_file():
             raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}; start without --resume")
@@ -213,6 +251,7 @@ def train(cfg, out_dir, resume=False, progress=True):
         if opt_ebm is not None:
             opt_ebm.load_state_dict(state["opt_ebm"])
         step = state["step"]
+        history, wall_before = state.get("history", []), state.get("train_wall_s", 0.0)
         torch.set_rng_state(state["rng"][rank] if rank < len(state["rng"]) else state["rng"][0])
         if device.type == "cuda" and state.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(state["cuda_rng"][min(rank, len(state["cuda_rng"]) - 1)])
@@ -242,11 +281,12 @@ def train(cfg, out_dir, resume=False, progress=True):
             "step": step,
             "rng": gather, "cuda_rng": [torch.cuda.get_rng_state()] if device.type == "cuda" else None,
             "config": to_dict(cfg),
+            "history": history, "train_wall_s": wall_before + time.perf_counter() - t0 - eval_s,
         })
 
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        log = MetricsLog(out_dir / "metrics.csv", step if resume else None)
+        log = MetricsLog(out_dir / "metrics.csv", step if resume or warm_start is not None else None)
         (out_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
         board = None
         if tc.tensorboard:
@@ -325,12 +365,14 @@ def main(argv=None):
     p.add_argument("--profile", choices=["cpu", "paper"], help="scale the experiment (configs/profiles/)")
     p.add_argument("--out", help="run folder (default runs/NAME-PROFILE)")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
+    p.add_argument("--warm-start", metavar="WEIGHTS", help="continue shipped weights (e.g. weights/polymnist_mmvaeplus-cpu-s0) "
+                   "of the same config in a new RUN_DIR, with a fresh optimizer; raise train.max_steps past theirs")
     p.add_argument("overrides", nargs="*", help="key=value, e.g. train.epochs=5 model.beta=1.0")
     args = p.parse_intermixed_args(argv)
     try:
         cfg = load_config(args.config, args.profile, args.overrides)
         out = args.out or f"runs/{cfg.name}-{args.profile or 'paper'}"
-        step = train(cfg, out, resume=args.resume)
+        step = train(cfg, out, resume=args.resume, warm_start=args.warm_start)
     except (ConfigError, NonFiniteLoss, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

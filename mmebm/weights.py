@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import time
@@ -84,6 +83,14 @@ def train_wall_seconds(metrics_csv):
         float(r["value"]) for r in rows if r["name"] == "eval_s")
 
 
+def run_wall_seconds(state, run_dir):
+    """Training time of a run up to its checkpoint, earlier warm-start segments included: the
+    checkpoint's own count where it has one (it survives a run stopped from outside), else metrics.csv."""
+    if "train_wall_s" not in state:
+        return train_wall_seconds(Path(run_dir) / CURVES_FILE)
+    return state["train_wall_s"] + sum(h["train_wall_s"] for h in state.get("history", []))
+
+
 def export(run_dir, out_dir, machine=None, train_wall_s=None, note=None):
     """Write RUN_DIR's model as a shipped run into OUT_DIR; returns the manifest. `machine`:
     the machine that trained it (default: this one, measured now); `train_wall_s`: the training
@@ -95,16 +102,20 @@ def export(run_dir, out_dir, machine=None, train_wall_s=None, note=None):
     tmp = out_dir / (MODEL_FILE + ".tmp")
     torch.save(half, tmp)
     os.replace(tmp, out_dir / MODEL_FILE)
-    shutil.copyfile(run_dir / CURVES_FILE, out_dir / CURVES_FILE)
+    # the curves up to the checkpoint: a run stopped from outside may have logged a few steps past it
+    lines = (run_dir / CURVES_FILE).read_text().splitlines(keepends=True)
+    (out_dir / CURVES_FILE).write_text(lines[0] + "".join(r for r in lines[1:] if int(r.split(",", 1)[0]) <= state["step"]))
     manifest = {
         "config": state["config"],
         "commit": git_commit(),
         "steps": state["step"],
-        "train_wall_s": round(train_wall_s if train_wall_s is not None else train_wall_seconds(run_dir / CURVES_FILE), 1),
+        "train_wall_s": round(train_wall_s if train_wall_s is not None else run_wall_seconds(state, run_dir), 1),
         "machine": machine or machine_info(),
         "exported": time.strftime("%Y-%m-%d"),
         "sha256": sha256(out_dir / MODEL_FILE),
     }
+    if state.get("history"):  # warm-started from shipped weights: the segments before this one
+        manifest["history"] = state["history"]
     if note:
         manifest["note"] = note
     (out_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")

@@ -138,3 +138,43 @@ def test_committed_weights_match_their_manifests_and_the_configs():
         assert {k: v for k, v in saved["data"].items() if k not in ignore} == \
             {k: v for k, v in now["data"].items() if k not in ignore}
         assert manifest["steps"] == cfg.train.max_steps, f"{d}: shipped at step {manifest['steps']}"
+
+
+def test_warm_start_continues_shipped_weights_with_their_history(trained, polymnist_dir, tmp_path):
+    """A longer run from shipped weights: it starts at their step and parameters (fp16 -> fp32),
+    keeps their learning curves, refuses another config, and its manifest lists the segment
+    before it, whose training time counts in the total."""
+    export(trained, tmp_path / "shipped", machine={"processor": "earlier", "sgemm_gflops": 1.0})
+    first = json.loads((tmp_path / "shipped" / "manifest.json").read_text())
+    start, _, _ = load_shipped(tmp_path / "shipped")
+    more = [f"data.root={polymnist_dir}", *TINY, "train.max_steps=5"]
+    cfg = load_config("polymnist_mmvaeplus_ebm", "cpu", more)
+    cont = tmp_path / "cont"
+    with pytest.raises(ConfigError, match="model config differs"):
+        train(load_config("polymnist_mmvaeplus_ebm", "cpu", more + ["model.beta=1.0"]), cont, progress=False,
+              warm_start=tmp_path / "shipped")
+    with pytest.raises(ConfigError, match="resume"):
+        train(cfg, cont, resume=True, progress=False, warm_start=tmp_path / "shipped")
+    with pytest.raises(ConfigError, match="train config differs"):  # the lr is part of the recipe
+        train(load_config("polymnist_mmvaeplus_ebm", "cpu", more + ["train.lr=0.0"]), tmp_path / "other",
+              progress=False, warm_start=tmp_path / "shipped")
+    assert train(cfg, cont, progress=False, warm_start=tmp_path / "shipped") == 5
+    state = load_checkpoint(cont / "checkpoint.pt")
+    assert state["step"] == 5 and state["history"][0]["steps"] == 3
+    assert state["history"][0]["sha256"] == first["sha256"] and state["train_wall_s"] > 0
+    steps = [int(line.split(",")[0]) for line in (cont / "metrics.csv").read_text().splitlines()[1:]]
+    assert steps[0] <= 3 and max(steps) == 5  # the shipped curves, then the new steps
+    moved = load_run(cont)[0].state_dict()
+    assert any(not torch.equal(moved[k], v) for k, v in start.state_dict().items() if v.is_floating_point())
+    with pytest.raises(ConfigError, match="exists"):
+        train(cfg, cont, progress=False, warm_start=tmp_path / "shipped")
+    with open(cont / "metrics.csv", "a") as f:  # a row logged after the checkpoint, by a run stopped from outside
+        f.write("6,train,loss,1.0\n")
+    manifest = export(cont, tmp_path / "longer", machine={"processor": "test", "sgemm_gflops": 1.0})
+    assert "\n6,train" not in (tmp_path / "longer" / "metrics.csv").read_text()
+    assert manifest["steps"] == 5 and manifest["history"][0]["machine"]["processor"] == "earlier"
+    assert manifest["train_wall_s"] == pytest.approx(first["train_wall_s"] + state["train_wall_s"], abs=0.1)
+    # resuming the continued run keeps its history
+    assert train(load_config("polymnist_mmvaeplus_ebm", "cpu", more[:-1] + ["train.max_steps=6"]), cont,
+                 resume=True, progress=False) == 6
+    assert load_checkpoint(cont / "checkpoint.pt")["history"] == state["history"]
