@@ -178,10 +178,12 @@ def image_text_grid(rows, width=22, cell=1.3, suptitle=None, fontsize=6):
 # ---------------------------------------------------------------- learning curves
 
 
-def learning_curves_figure(curves, names=("cross_coherence", "joint_coherence"), chance=None):
+def learning_curves_figure(curves, names=("cross_coherence", "joint_coherence"), chance=None, breaks=None):
     """One panel per metric, one colour per model, one line per seed: `curves` maps a model label
     to a list of report.learning_curve dicts (one per seed). `chance` maps a metric to a
-    dashed reference line."""
+    dashed reference line. `breaks` maps a step to a label: a dotted line there, and the curves
+    are not joined across it (e.g. where runs were warm-started and scored by other judges)."""
+    cuts = sorted(breaks or {})
     fig, axes = plt.subplots(1, len(names), figsize=(5.2 * len(names), 3.6), squeeze=False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, name in zip(axes[0], names):
@@ -189,8 +191,14 @@ def learning_curves_figure(curves, names=("cross_coherence", "joint_coherence"),
             for j, run in enumerate(runs):
                 if name in run:
                     steps, values = run[name]
-                    ax.plot(steps, values, color=colours[i % len(colours)], lw=1.4, alpha=0.85,
-                            label=label if j == 0 else None)
+                    for k, (lo, hi) in enumerate(zip([-1, *cuts], [*cuts, float("inf")])):
+                        seg = [(s, v) for s, v in zip(steps, values) if lo < s <= hi]
+                        if seg:
+                            ax.plot(*zip(*seg), color=colours[i % len(colours)], lw=1.4, alpha=0.85,
+                                    label=label if j == 0 and k == 0 else None)
+        for step in cuts:
+            ax.axvline(step, color="black", ls=":", lw=0.8)
+            ax.text(step, 0.98, f" {breaks[step]}", fontsize=6, va="top", rotation=90)
         if chance and name in chance:
             ax.axhline(chance[name], color="grey", ls="--", lw=0.8, label="chance")
         ax.set_xlabel("training step")
