@@ -232,7 +232,7 @@ def train(cfg, out_dir, resume=False, progress=True, warm_start=None):
         state = warm_start_state(warm_start, cfg)
         model.load_state_dict(state["model"])
         step, history = state["step"], state["history"]
-        torch.manual_seed(tc.seed * 1_000_003 + step)  # a fresh random stream, fixed by (seed, step)
+        torch.manual_seed(tc.seed * 1_000_003 + step + rank)  # a fresh random stream, fixed by (seed, step, rank)
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "metrics.csv").write_bytes(state["curves"].read_bytes())  # the curves continue
     if resume:
