@@ -173,18 +173,19 @@ def warm_start_state(weights_dir, cfg):
     from .weights import load_shipped
 
     model, _, manifest = load_shipped(weights_dir)
-    saved = to_dict(from_dict(manifest["config"]))
-    now = to_dict(cfg)
-    ignore = ("root", "cache_dir", "test_limit")  # where the data lives, how much is probed: not the run's
-    differs = [part for part in ("model", "train") if _comparable(saved)[part] != _comparable(now)[part]]
-    if {k: v for k, v in saved["data"].items() if k not in ignore} != {k: v for k, v in now["data"].items() if k not in ignore}:
-        differs.append("data")
+
+    def recipe(config):  # what was trained: not where the data lives or how much of it is probed
+        config = _comparable(config)
+        return {**config, "data": {k: v for k, v in config["data"].items() if k not in ("root", "cache_dir", "test_limit")}}
+
+    saved, now = recipe(to_dict(from_dict(manifest["config"]))), recipe(to_dict(cfg))
+    differs = [part for part in ("model", "train", "data") if saved[part] != now[part]]
     if differs:
         raise ConfigError(f"--warm-start: the {', '.join(differs)} config differs from the one {weights_dir} was "
                           "trained with; continue it with the same config, seed and overrides")
     segment = {"steps": manifest["steps"], "train_wall_s": manifest["train_wall_s"], "machine": manifest["machine"],
                "commit": manifest["commit"], "sha256": manifest["sha256"], "note": manifest.get("note")}
-    return {"model": {k: v.float() for k, v in model.state_dict().items()}, "step": manifest["steps"],
+    return {"model": model.state_dict(), "step": manifest["steps"],
             "history": manifest.get("history", []) + [segment], "curves": Path(weights_dir) / "metrics.csv"}
 
 

@@ -203,10 +203,9 @@ print(table_generalized)
 
 # %%
 curves = {MODELS[name][0]: [learning_curve(runs[name, k]) for k in seeds[name]] for name in MODELS}
-# where runs were continued from shipped weights (`--warm-start`, with a fresh Adam): the curves
-# are not joined across that step, since the probes after it may be scored by other judges
-states = [load_checkpoint(Path(runs[key]) / "checkpoint.pt") for key in runs]
-breaks = {h["steps"]: "warm start" for st in states for h in (st.get("shipped") or st).get("history", [])}
+# where shipped runs were continued from earlier weights (`--warm-start`, with a fresh Adam): the
+# curves are not joined across that step, since the probes after it may be scored by other judges
+breaks = {h["steps"]: "warm start" for _, manifest in sources.values() if manifest for h in manifest.get("history", [])}
 if any(c for runs_ in curves.values() for c in runs_):
     fig = plots.learning_curves_figure(curves, chance={"cross_coherence": 0.1}, breaks=breaks)
     plots.save(fig, f"{figures_dir}/learning_curves.png")

@@ -1,5 +1,6 @@
 """The probe table of section 10 from results/cpu_recipe/warm_start/*/metrics.csv and warm_start_judges.txt."""
-import csv, re, ast
+import ast
+import csv
 resc = {}
 for line in open("results/cpu_recipe/warm_start_judges.txt"):
     m, s, d = line.split(" ", 2)
