@@ -129,6 +129,10 @@ class TrainConfig:
     batch_size: int = 128  # MMVAE+ PolyMNIST run
     lr: float = 1e-3  # Adam with amsgrad, MMVAE+ PolyMNIST run
     amsgrad: bool = True
+    # linear lr ramp over the first warmup_steps steps of a fresh optimizer: from step 0, or from
+    # where --warm-start continues shipped weights (their Adam state is not shipped, and a fresh
+    # Adam's first steps are sign steps of the full lr); 0: none (the paper)
+    warmup_steps: int = 0
     seed: int = 0
     device: str = "auto"  # auto: cuda if available, else cpu
     bf16: bool = False  # bf16 autocast (CUDA only)

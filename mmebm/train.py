@@ -166,6 +166,11 @@ class MetricsLog:
 # ---------------------------------------------------------------- the loop
 
 
+def set_lr(opt, lr):
+    for group in (opt.param_groups if opt is not None else ()):
+        group["lr"] = lr
+
+
 def warm_start_state(weights_dir, cfg):
     """Shipped weights (mmebm.weights) as the start of a longer run of the same config: the
     model, the step it reached, and its history. They carry no optimizer state, so Adam starts
@@ -176,6 +181,7 @@ def warm_start_state(weights_dir, cfg):
 
     def recipe(config):  # what was trained: not where the data lives or how much of it is probed
         config = _comparable(config)
+        config["train"].pop("warmup_steps", None)  # how the fresh optimizer starts, not what was trained
         return {**config, "data": {k: v for k, v in config["data"].items() if k not in ("root", "cache_dir", "test_limit")}}
 
     saved, now = recipe(to_dict(from_dict(manifest["config"]))), recipe(to_dict(cfg))
@@ -307,6 +313,7 @@ def train(cfg, out_dir, resume=False, progress=True, warm_start=None):
         log.write(step, "eval", values)
 
     t0, start_step = time.perf_counter(), step
+    fresh_at = history[-1]["steps"] if history else 0  # where this run's optimizer started (warm-up)
     if probe and step == 0:
         evaluate_now()  # the untrained model: where every learning curve starts
     bar = tqdm(total=total, initial=step, desc=cfg.name, disable=not (main and progress), dynamic_ncols=True)
@@ -318,12 +325,18 @@ def train(cfg, out_dir, resume=False, progress=True, warm_start=None):
             order = torch.randperm(len(data), generator=epoch_generator(tc.seed, epoch)).to(device)  # once per epoch
             order_epoch = epoch
         x = take(order[b * tc.batch_size:(b + 1) * tc.batch_size][rank::world])
+        if tc.warmup_steps:
+            ramp = min(1.0, (step + 1 - fresh_at) / tc.warmup_steps)
+            set_lr(opt_vae, tc.lr * ramp)
+            set_lr(opt_ebm, cfg.model.ebm_lr * ramp)
         try:
             values = train_step(model, x, opt_vae, opt_ebm, vae_loss, reduce_grads)
         except FloatingPointError as e:
             last = f"{ckpt_path} (step {load_checkpoint(ckpt_path)['step']})" if ckpt_path.is_file() else "none yet"
             raise NonFiniteLoss(f"{e} at step {step + 1}; the last good checkpoint is {last}. "
                                 "Lower train.lr or check the data.") from e
+        if tc.warmup_steps:
+            values["lr"] = opt_vae.param_groups[0]["lr"]
         step += 1
         if main:
             bar.update(1)
@@ -367,7 +380,8 @@ def main(argv=None):
     p.add_argument("--out", help="run folder (default runs/NAME-PROFILE)")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
     p.add_argument("--warm-start", metavar="WEIGHTS", help="continue shipped weights (e.g. weights/polymnist_mmvaeplus-cpu-s0) "
-                   "of the same config in a new RUN_DIR, with a fresh optimizer; raise train.max_steps past theirs")
+                   "of the same config in a new RUN_DIR, with a fresh optimizer; raise train.max_steps past theirs "
+                   "(and ramp the lr up again with train.warmup_steps=N)")
     p.add_argument("overrides", nargs="*", help="key=value, e.g. train.epochs=5 model.beta=1.0")
     args = p.parse_intermixed_args(argv)
     try:

@@ -178,3 +178,21 @@ def test_warm_start_continues_shipped_weights_with_their_history(trained, polymn
     assert train(load_config("polymnist_mmvaeplus_ebm", "cpu", more[:-1] + ["train.max_steps=6"]), cont,
                  resume=True, progress=False) == 6
     assert load_checkpoint(cont / "checkpoint.pt")["history"] == state["history"]
+
+
+def test_warmup_ramps_the_lr_from_where_the_optimizer_starts(trained, polymnist_dir, tmp_path):
+    """train.warmup_steps: a linear lr ramp over the first steps of a fresh optimizer, here the
+    Adam of a warm start at step 3 (allowed: the shipped run had no warm-up), for the VAE and the
+    EBM alike, and a resumed run goes on along the same ramp."""
+    export(trained, tmp_path / "shipped", machine={"processor": "test"})
+    more = [f"data.root={polymnist_dir}", *TINY, "train.warmup_steps=4", "train.log_every=1"]
+    cfg = load_config("polymnist_mmvaeplus_ebm", "cpu", more + ["train.max_steps=5"])
+    cont = tmp_path / "cont"
+    assert train(cfg, cont, progress=False, warm_start=tmp_path / "shipped") == 5
+    ebm_group = load_checkpoint(cont / "checkpoint.pt")["opt_ebm"]["param_groups"][0]
+    assert ebm_group["lr"] == pytest.approx(cfg.model.ebm_lr * 2 / 4)
+    train(load_config("polymnist_mmvaeplus_ebm", "cpu", more + ["train.max_steps=8"]), cont, resume=True, progress=False)
+    rows = [line.split(",") for line in (cont / "metrics.csv").read_text().splitlines()[1:]]
+    lr = {int(step): float(value) for step, split, name, value in rows if name == "lr"}
+    assert lr == pytest.approx({4: cfg.train.lr / 4, 5: cfg.train.lr / 2, 6: cfg.train.lr * 3 / 4,
+                                7: cfg.train.lr, 8: cfg.train.lr})
