@@ -172,16 +172,22 @@ def resnet_body(G):
     ), 256 * 7 * 7
 
 
-def conv_body(G, hidden, width=32):
+def act(leak):
+    """ReLU (leak 0, MoPoE's) or LeakyReLU: a ReLU unit that is negative on every input gets no
+    gradient again, and the narrow last layer of the conv encoder loses whole branches so."""
+    return nn.LeakyReLU(leak) if leak else nn.ReLU()
+
+
+def conv_body(G, hidden, width=32, leak=0.0):
     """MoPoE PolyMNIST encoder: conv 3->32->64->128 (k3 s2 p1), linear to `hidden`; `width`
-    scales the channels (32: MoPoE's)."""
+    scales the channels (32: MoPoE's), `leak` is the activations' negative slope."""
     c1, c2, c3 = width, 2 * width, 4 * width
     return GSequential(
-        GConv2d(G, 3, c1, 3, 2, 1), nn.ReLU(),    # 28 -> 14
-        GConv2d(G, c1, c2, 3, 2, 1), nn.ReLU(),   # 14 -> 7
-        GConv2d(G, c2, c3, 3, 2, 1), nn.ReLU(),   # 7 -> 4
+        GConv2d(G, 3, c1, 3, 2, 1), act(leak),    # 28 -> 14
+        GConv2d(G, c1, c2, 3, 2, 1), act(leak),   # 14 -> 7
+        GConv2d(G, c2, c3, 3, 2, 1), act(leak),   # 7 -> 4
         Flatten(G),
-        GLinear(G, c3 * 4 * 4, hidden), nn.ReLU(),
+        GLinear(G, c3 * 4 * 4, hidden), act(leak),
     ), hidden
 
 
@@ -195,7 +201,7 @@ class Encoder(CopyNet):
     `*_raw` are pre-activation scales (see distributions.posterior_scale).
     """
 
-    def __init__(self, M, z_dim, w_dim=0, net="resnet", channels_last=True, width=32):
+    def __init__(self, M, z_dim, w_dim=0, net="resnet", channels_last=True, width=32, leak=0.0):
         super().__init__()
         self.M, self.z_dim, self.w_dim, self.channels_last = M, z_dim, w_dim, channels_last
         self.n_branch = 2 if w_dim else 1
@@ -203,7 +209,7 @@ class Encoder(CopyNet):
         if net == "resnet":
             self.body, feat = resnet_body(G)
         elif net == "conv":
-            self.body, feat = conv_body(G, z_dim + w_dim, width)  # MoPoE: hidden width = style + class dims
+            self.body, feat = conv_body(G, z_dim + w_dim, width, leak)  # MoPoE: hidden width = style + class dims
         else:
             raise ValueError(f"unknown net {net!r}")
         self.head_z = GLinear(M, feat, 2 * z_dim)
@@ -234,7 +240,7 @@ class Decoder(CopyNet):
     """The M decoders p(x_m | z, w): forward(u [N, M, in_dim]) -> [N, M, 3, 28, 28] means,
     copy m decoding u[:, m]; forward(u [N, in_dim], g=m) -> [N, 3, 28, 28]."""
 
-    def __init__(self, M, in_dim, net="resnet", channels_last=True, width=32):
+    def __init__(self, M, in_dim, net="resnet", channels_last=True, width=32, leak=0.0):
         super().__init__()
         self.M = M
         c1, c2, c3 = width, 2 * width, 4 * width  # conv only (32: MoPoE's)
@@ -252,10 +258,10 @@ class Decoder(CopyNet):
             )
         elif net == "conv":  # MoPoE PolyMNIST decoder, the encoder mirrored
             self.net = GSequential(
-                GLinear(M, in_dim, c3 * 4 * 4), nn.ReLU(),
+                GLinear(M, in_dim, c3 * 4 * 4), act(leak),
                 Unflatten(M, c3, 4, 4, channels_last),
-                GConv2d(M, c3, c2, 3, 2, 1, transpose=True), nn.ReLU(),  # 4 -> 7
-                GConv2d(M, c2, c1, 4, 2, 1, transpose=True), nn.ReLU(),  # 7 -> 14
+                GConv2d(M, c3, c2, 3, 2, 1, transpose=True), act(leak),  # 4 -> 7
+                GConv2d(M, c2, c1, 4, 2, 1, transpose=True), act(leak),  # 7 -> 14
                 GConv2d(M, c1, 3, 4, 2, 1, transpose=True),              # 14 -> 28
             )
         else:

@@ -34,6 +34,24 @@ def test_shapes(net):
     assert Decoder(5, 48, net)(torch.randn(7, 48), g=2).shape == (7, 3, 28, 28)
 
 
+@pytest.mark.parametrize("leak", [0.0, 0.2])
+def test_conv_leak_keeps_units_that_are_negative_on_every_input_learning(leak):
+    """The conv encoder's last hidden layer with every unit pushed below zero: under ReLU
+    (leak 0) no gradient reaches it and it stays dead; under LeakyReLU it still learns. The
+    parameters are the same either way, so weights trained with one load into the other."""
+    torch.manual_seed(0)
+    enc = Encoder(5, 8, 4, "conv", leak=leak)
+    last = enc.body[-2]  # the GLinear before the last activation
+    with torch.no_grad():
+        last.bias.fill_(-1e3)
+    z_loc, _, w_loc, _ = enc(torch.rand(4, 5, 3, 28, 28))
+    (z_loc.sum() + w_loc.sum()).backward()
+    grad = last.weight.grad.abs().sum()
+    assert (grad > 0) == (leak > 0)
+    assert enc.state_dict().keys() == Encoder(5, 8, 4, "conv").state_dict().keys()
+    assert Decoder(5, 12, "conv", leak=leak).state_dict().keys() == Decoder(5, 12, "conv").state_dict().keys()
+
+
 @pytest.mark.parametrize("transpose", [False, True])
 def test_gconv_copies_are_independent_convs(transpose):
     torch.manual_seed(0)
