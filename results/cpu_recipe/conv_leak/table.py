@@ -1,0 +1,22 @@
+"""The full evaluations of the LeakyReLU runs in this folder, one row per run, then mean +- sd per
+model over its seeds: python results/cpu_recipe/conv_leak/table.py"""
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+here = Path(__file__).parent
+by_model = defaultdict(list)
+print("| run | steps | cross | joint | joint, z~p0 | train min |\n|---|---|---|---|---|---|")
+for d in sorted(p.parent for p in here.glob("*/evaluation.json")):
+    ev, man = (json.loads((d / f).read_text()) for f in ("evaluation.json", "manifest.json"))
+    p0 = ev.get("joint_coherence_p0")
+    print(f"| {d.name} | {man['steps']} | {ev['cross_coherence']:.3f} | {ev['joint_coherence']:.3f} | "
+          f"{'' if p0 is None else f'{p0:.3f}'} | {man['train_wall_s'] / 60:.0f} |")
+    by_model[d.name.split("-")[0], man["steps"]].append((ev["cross_coherence"], ev["joint_coherence"]))
+print("\n| model | steps | seeds | cross | joint |\n|---|---|---|---|---|")
+for (name, steps), rows in by_model.items():
+    cross, joint = np.array(rows).T
+    sd = (lambda x: x.std(ddof=1) if len(x) > 1 else float("nan"))
+    print(f"| {name} | {steps} | {len(rows)} | {cross.mean():.3f} ± {sd(cross):.3f} | {joint.mean():.3f} ± {sd(joint):.3f} |")
