@@ -6,13 +6,16 @@ from pathlib import Path
 
 import numpy as np
 
+from mmebm.report import wilson_interval
+
 here = Path(__file__).parent
 by_model = defaultdict(list)
-print("| run | steps | cross | joint | joint, z~p0 | train min |\n|---|---|---|---|---|---|")
+print("| run | steps | cross | joint (95 % interval) | joint, z~p0 | train min |\n|---|---|---|---|---|---|")
 for d in sorted(p.parent for p in here.glob("*/evaluation.json")):
     ev, man = (json.loads((d / f).read_text()) for f in ("evaluation.json", "manifest.json"))
-    p0 = ev.get("joint_coherence_p0")
-    print(f"| {d.name} | {man['steps']} | {ev['cross_coherence']:.3f} | {ev['joint_coherence']:.3f} | "
+    p0, n = ev.get("joint_coherence_p0"), ev["n_joint"]
+    lo, hi = wilson_interval(round(ev["joint_coherence"] * n), n)
+    print(f"| {d.name} | {man['steps']} | {ev['cross_coherence']:.3f} | {ev['joint_coherence']:.3f} ({lo:.3f}-{hi:.3f}) | "
           f"{'' if p0 is None else f'{p0:.3f}'} | {man['train_wall_s'] / 60:.0f} |")
     by_model[d.name.split("-")[0], man["steps"]].append((ev["cross_coherence"], ev["joint_coherence"]))
 print("\n| model | steps | seeds | cross | joint |\n|---|---|---|---|---|")
