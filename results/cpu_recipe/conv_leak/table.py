@@ -4,9 +4,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
-
-from mmebm.report import wilson_interval
+from mmebm.report import mean_sd, wilson_interval
 
 here = Path(__file__).parent
 by_model = defaultdict(list)
@@ -20,6 +18,5 @@ for d in sorted(p.parent for p in here.glob("*/evaluation.json")):
     by_model[d.name.split("-")[0], man["steps"]].append((ev["cross_coherence"], ev["joint_coherence"]))
 print("\n| model | steps | seeds | cross | joint |\n|---|---|---|---|---|")
 for (name, steps), rows in by_model.items():
-    cross, joint = np.array(rows).T
-    sd = (lambda x: x.std(ddof=1) if len(x) > 1 else float("nan"))
-    print(f"| {name} | {steps} | {len(rows)} | {cross.mean():.3f} ± {sd(cross):.3f} | {joint.mean():.3f} ± {sd(joint):.3f} |")
+    (cm, cs), (jm, js) = (mean_sd(column) for column in zip(*rows))
+    print(f"| {name} | {steps} | {len(rows)} | {cm:.3f} ± {cs:.3f} | {jm:.3f} ± {js:.3f} |")
