@@ -103,6 +103,14 @@ def source(d):
 sources = {key: source(d) for key, d in runs.items()}  # one checkpoint read per run
 
 
+def nets(model):
+    """The networks and, for the conv nets, their activation (the cpu recipe's lever: README)."""
+    if model["net"] != "conv":
+        return model["net"]
+    leak = model.get("conv_leak", 0.0)
+    return f"conv, LeakyReLU {leak:g}" if leak else "conv, ReLU"
+
+
 rows, per_run, summary = {}, [], []
 for name, (label, paper_joint, paper_cross) in MODELS.items():
     ms = [metrics[name, k] for k in seeds[name]]
@@ -124,7 +132,7 @@ for name, (label, paper_joint, paper_cross) in MODELS.items():
         "seeds": len(seeds[name]),
         "profile": profile,
         "weights": "/".join(sorted(kinds)),
-        "nets": cfg["model"]["net"],
+        "nets": nets(cfg["model"]),
         "steps": "/".join(sorted({str(m["step"]) for m in ms})),
         "batch": cfg["train"]["batch_size"],
         "train min per run": f"{sum(minutes) / len(minutes):.0f}",

@@ -1,5 +1,6 @@
-"""The full evaluations of the LeakyReLU runs in this folder, one row per run, then mean +- sd per
-model over its seeds: python results/cpu_recipe/conv_leak/table.py"""
+"""The full evaluations of the LeakyReLU runs (evaluation.json here, at export; weights and manifests
+in weights/), one row per run, then mean +- sd per model over its seeds:
+python results/cpu_recipe/conv_leak/table.py"""
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -7,10 +8,11 @@ from pathlib import Path
 from mmebm.report import mean_sd, wilson_interval
 
 here = Path(__file__).parent
+weights = here.parents[2] / "weights"
 by_model = defaultdict(list)
 print("| run | steps | cross | joint (95 % interval) | joint, z~p0 | train min |\n|---|---|---|---|---|---|")
 for d in sorted(p.parent for p in here.glob("*/evaluation.json")):
-    ev, man = (json.loads((d / f).read_text()) for f in ("evaluation.json", "manifest.json"))
+    ev, man = (json.loads(f.read_text()) for f in (d / "evaluation.json", weights / d.name / "manifest.json"))
     p0, n = ev.get("joint_coherence_p0"), ev["n_joint"]
     lo, hi = wilson_interval(round(ev["joint_coherence"] * n), n)
     print(f"| {d.name} | {man['steps']} | {ev['cross_coherence']:.3f} | {ev['joint_coherence']:.3f} ({lo:.3f}-{hi:.3f}) | "
