@@ -72,7 +72,7 @@
 # | VAE optimizer | Adam, lr 1e-3, amsgrad, batch 128 | MMVAE+ PolyMNIST code |
 # | EBM base $p_0(z)$ | $\mathcal N(0, I)$ | poster: "tilting of a Gaussian" |
 # | Langevin, $f_\alpha$, EBM optimizer | as for the base version | Pang et al. 2020 |
-# | networks | `resnet` (MMVAE+) in `paper`, the lighter `conv` (MoPoE) in `cpu` | MMVAE+ / our CPU budget |
+# | networks | `resnet` (MMVAE+) in `paper`; in `cpu` the lighter `conv` (MoPoE's), with MMVAE+'s LeakyReLU(0.2) for MoPoE's ReLU | MMVAE+ / our CPU budget and dead ReLUs (`results/cpu_recipe/`) |
 #
 # ## The other baselines of the generalized table
 #
