@@ -12,7 +12,9 @@ weights = here.parents[2] / "weights"
 by_model = defaultdict(list)
 print("| run | steps | cross | joint (95 % interval) | joint, z~p0 | train min |\n|---|---|---|---|---|---|")
 for d in sorted(p.parent for p in here.glob("*/evaluation.json")):
-    ev, man = (json.loads(f.read_text()) for f in (d / "evaluation.json", weights / d.name / "manifest.json"))
+    # the manifest beside the evaluation while a model's runs are not yet all in weights/
+    man_path = d / "manifest.json" if (d / "manifest.json").exists() else weights / d.name / "manifest.json"
+    ev, man = (json.loads(f.read_text()) for f in (d / "evaluation.json", man_path))
     p0, n = ev.get("joint_coherence_p0"), ev["n_joint"]
     lo, hi = wilson_interval(round(ev["joint_coherence"] * n), n)
     print(f"| {d.name} | {man['steps']} | {ev['cross_coherence']:.3f} | {ev['joint_coherence']:.3f} ({lo:.3f}-{hi:.3f}) | "
