@@ -36,8 +36,8 @@ class ModelConfig:
                                   # thomassutter/MoPoE; CUB: ours, mmebm/cub_nets.py); which the paper used for
                                   # the base version is not known
     conv_width: int = 32          # channels of the conv nets' first layer (then 2x, 4x); MoPoE: 32
-    conv_leak: float = 0.0        # negative slope of the PolyMNIST conv nets' activations; 0: ReLU (MoPoE's), 0.2: the
-                                  # LeakyReLU of MMVAE+'s ResNets
+    conv_leak: float = 0.0        # negative slope of the conv nets' activations (PolyMNIST and CUB); 0: ReLU
+                                  # (MoPoE's), 0.2: the LeakyReLU of MMVAE+'s ResNets
 
     # --- priors' scale, posteriors, likelihood
     prior_scale: float = 1.0      # scale of p(z) (of p0(z) under the EBM) and of p0(w); MMVAE+ PolyMNIST: 1

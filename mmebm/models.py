@@ -59,10 +59,12 @@ class MultimodalVAE(nn.Module):
         # PolyMNIST: one architecture for all modalities, stacked; CUB: one network per modality
         if encoder is None:
             encoder = (Encoder(M, cfg.z_dim, self.w_dim, cfg.net, cfg.channels_last, cfg.conv_width, cfg.conv_leak) if self.stacked
-                       else ModalityEncoders(cfg.modalities, cfg.z_dim, self.w_dim, cfg.vocab_size, cfg.net))
+                       else ModalityEncoders(cfg.modalities, cfg.z_dim, self.w_dim, cfg.vocab_size, cfg.net,
+                                            cfg.conv_leak))
         if decoder is None:
             decoder = (Decoder(M, in_dim, cfg.net, cfg.channels_last, cfg.conv_width, cfg.conv_leak) if self.stacked
-                       else ModalityDecoders(cfg.modalities, in_dim, cfg.vocab_size, cfg.net, self.w_dim))
+                       else ModalityDecoders(cfg.modalities, in_dim, cfg.vocab_size, cfg.net, self.w_dim,
+                                            cfg.conv_leak))
         self.enc, self.dec = encoder, decoder
         self.prior = build_prior(cfg)  # p(z); EBM parameters live in prior.f_alpha
         if self.w_dim:

@@ -165,3 +165,23 @@ def test_conv_networks_unchanged():
         img, txt = dec(torch.randn(2, 2, w + z))
     assert [o.shape for o in outs] == [(2, 2, z), (2, 2, z), (2, 2, w), (2, 2, w)]
     assert img.shape == (2, 3, 64, 64) and txt.shape == (2, L, v)
+
+
+def test_conv_leak_switches_every_conv_activation_and_keeps_the_parameters():
+    """leak 0 (the default, the shipped cpu weights): ReLU throughout; leak 0.2: every activation of
+    both conv networks is LeakyReLU(0.2), so a negative pre-activation still passes a gradient. The
+    parameter names do not change, so one checkpoint loads into either."""
+    z, w, v = 6, 3, 40
+    nets = {leak: (ModalityEncoders(KINDS, z, w, v, leak=leak), ModalityDecoders(KINDS, w + z, v, leak=leak))
+            for leak in (0.0, 0.2)}
+    for leak, (enc, dec) in nets.items():
+        acts = [m for m in [*enc.modules(), *dec.modules()] if isinstance(m, (torch.nn.ReLU, torch.nn.LeakyReLU))]
+        assert len(acts) == 2 * (4 + 5) + (4 + 5)  # two branches per encoder; image and caption decoders
+        assert all(isinstance(m, torch.nn.LeakyReLU) and m.negative_slope == leak if leak else type(m) is torch.nn.ReLU
+                   for m in acts)
+        assert list(enc.state_dict()) == list(nets[0.0][0].state_dict())
+        assert list(dec.state_dict()) == list(nets[0.0][1].state_dict())
+    act = nets[0.2][0].nets[0].body_z[1]
+    x = torch.tensor([-1.0, 2.0], requires_grad=True)
+    act(x).sum().backward()
+    assert torch.allclose(x.grad, torch.tensor([0.2, 1.0]))
