@@ -51,6 +51,17 @@ def test_shapes_and_finite_training_step(dataset, prior):
     assert [tuple(o.shape) for o in model.reconstruct(x)] == [(3, *s) for s in shapes]
 
 
+@pytest.mark.parametrize("dataset", ["cub", "cub_captions"])
+def test_conv_leak_reaches_the_cub_networks(dataset):
+    """model.conv_leak builds the CUB conv nets with LeakyReLU; the default keeps ReLU (the shipped CUB weights)."""
+    def acts(model):
+        return {type(m) for m in model.modules() if isinstance(m, (torch.nn.ReLU, torch.nn.LeakyReLU))}
+    assert acts(build_model(cub_cfg(dataset))) == {torch.nn.ReLU}
+    leaky = build_model(cub_cfg(dataset, conv_leak=0.2))
+    assert acts(leaky) == {torch.nn.LeakyReLU}
+    assert {m.negative_slope for m in leaky.modules() if isinstance(m, torch.nn.LeakyReLU)} == {0.2}
+
+
 def test_paper_networks_train_and_sample():
     """net=resnet: the MMVAE+ CUB networks (tests/test_cub_nets.py) inside the model, batch norm included."""
     torch.manual_seed(0)
