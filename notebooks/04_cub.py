@@ -114,7 +114,7 @@ print("first training caption:", vocab.decode(train_text.captions[0]))
 #
 # As for PolyMNIST (`02_models`), the `cpu` image-caption models are shipped in `weights/`
 # (fp16, evaluation only, a manifest each with the config, commit, steps, wall time and
-# machine): their 2,400 steps cost about an hour each on one CPU thread, so by default this
+# machine): their 2,400 steps cost 40-60 minutes each on one CPU thread, so by default this
 # notebook evaluates them, and `train_models = True` (`make reproduce TRAIN=1`) trains them
 # here. Each run lives in `runs/<config>-<profile>/` (`...-shipped` for installed weights); a
 # finished run is loaded, an interrupted one resumes. The Gaussian-prior model and the
