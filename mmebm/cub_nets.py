@@ -43,7 +43,7 @@ class Heads(nn.Module):
 
 
 def _act(leak):
-    """ReLU for leak 0 (the shipped cpu weights), else LeakyReLU(leak): model.conv_leak."""
+    """ReLU for leak 0 (the default), else LeakyReLU(leak): model.conv_leak (the cpu profile: 0.2)."""
     return nn.LeakyReLU(leak) if leak else nn.ReLU()
 
 
