@@ -28,6 +28,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .nets import act  # ReLU for leak 0, else LeakyReLU(leak): model.conv_leak
+
 EMB = 128  # word embedding width (MMVAE CUB sentence networks)
 
 
@@ -42,18 +44,13 @@ class Heads(nn.Module):
         return self.out(h).chunk(2, -1)
 
 
-def _act(leak):
-    """ReLU for leak 0 (the default), else LeakyReLU(leak): model.conv_leak (the cpu profile: 0.2)."""
-    return nn.LeakyReLU(leak) if leak else nn.ReLU()
-
-
 def image_body(leak=0.0):
     """3x64x64 -> 256*4*4 features."""
     return nn.Sequential(
-        nn.Conv2d(3, 32, 4, 2, 1), _act(leak),     # 64 -> 32
-        nn.Conv2d(32, 64, 4, 2, 1), _act(leak),    # 32 -> 16
-        nn.Conv2d(64, 128, 4, 2, 1), _act(leak),   # 16 -> 8
-        nn.Conv2d(128, 256, 4, 2, 1), _act(leak),  # 8 -> 4
+        nn.Conv2d(3, 32, 4, 2, 1), act(leak),     # 64 -> 32
+        nn.Conv2d(32, 64, 4, 2, 1), act(leak),    # 32 -> 16
+        nn.Conv2d(64, 128, 4, 2, 1), act(leak),   # 16 -> 8
+        nn.Conv2d(128, 256, 4, 2, 1), act(leak),  # 8 -> 4
         nn.Flatten(),
     ), 256 * 4 * 4
 
@@ -65,11 +62,11 @@ class TextBody(nn.Module):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, EMB)
         self.net = nn.Sequential(
-            nn.Conv2d(1, 32, 4, 2, 1), _act(leak),                     # 32x128 -> 16x64
-            nn.Conv2d(32, 64, 4, 2, 1), _act(leak),                    # -> 8x32
-            nn.Conv2d(64, 128, 4, 2, 1), _act(leak),                   # -> 4x16
-            nn.Conv2d(128, 256, (1, 4), (1, 2), (0, 1)), _act(leak),   # -> 4x8
-            nn.Conv2d(256, 512, (1, 4), (1, 2), (0, 1)), _act(leak),   # -> 4x4
+            nn.Conv2d(1, 32, 4, 2, 1), act(leak),                     # 32x128 -> 16x64
+            nn.Conv2d(32, 64, 4, 2, 1), act(leak),                    # -> 8x32
+            nn.Conv2d(64, 128, 4, 2, 1), act(leak),                   # -> 4x16
+            nn.Conv2d(128, 256, (1, 4), (1, 2), (0, 1)), act(leak),   # -> 4x8
+            nn.Conv2d(256, 512, (1, 4), (1, 2), (0, 1)), act(leak),   # -> 4x4
             nn.Flatten(),
         )
 
@@ -112,10 +109,10 @@ class ImageDecoder(nn.Module):
     def __init__(self, in_dim, leak=0.0):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(in_dim, 256 * 4 * 4), _act(leak), nn.Unflatten(1, (256, 4, 4)),
-            nn.ConvTranspose2d(256, 128, 4, 2, 1), _act(leak),  # 4 -> 8
-            nn.ConvTranspose2d(128, 64, 4, 2, 1), _act(leak),   # 8 -> 16
-            nn.ConvTranspose2d(64, 32, 4, 2, 1), _act(leak),    # 16 -> 32
+            nn.Linear(in_dim, 256 * 4 * 4), act(leak), nn.Unflatten(1, (256, 4, 4)),
+            nn.ConvTranspose2d(256, 128, 4, 2, 1), act(leak),  # 4 -> 8
+            nn.ConvTranspose2d(128, 64, 4, 2, 1), act(leak),   # 8 -> 16
+            nn.ConvTranspose2d(64, 32, 4, 2, 1), act(leak),    # 16 -> 32
             nn.ConvTranspose2d(32, 3, 4, 2, 1),                # 32 -> 64
         )
 
@@ -132,11 +129,11 @@ class TextDecoder(nn.Module):
             raise ValueError("the caption decoder needs model.vocab_size > 0 (the trainer sets it from the data)")
         self.net = nn.Sequential(
             nn.Unflatten(1, (in_dim, 1, 1)),
-            nn.ConvTranspose2d(in_dim, 512, 4, 1, 0), _act(leak),                 # -> 4x4
-            nn.ConvTranspose2d(512, 256, (1, 4), (1, 2), (0, 1)), _act(leak),      # -> 4x8
-            nn.ConvTranspose2d(256, 128, (1, 4), (1, 2), (0, 1)), _act(leak),      # -> 4x16
-            nn.ConvTranspose2d(128, 64, 4, 2, 1), _act(leak),                      # -> 8x32
-            nn.ConvTranspose2d(64, 32, 4, 2, 1), _act(leak),                       # -> 16x64
+            nn.ConvTranspose2d(in_dim, 512, 4, 1, 0), act(leak),                 # -> 4x4
+            nn.ConvTranspose2d(512, 256, (1, 4), (1, 2), (0, 1)), act(leak),      # -> 4x8
+            nn.ConvTranspose2d(256, 128, (1, 4), (1, 2), (0, 1)), act(leak),      # -> 4x16
+            nn.ConvTranspose2d(128, 64, 4, 2, 1), act(leak),                      # -> 8x32
+            nn.ConvTranspose2d(64, 32, 4, 2, 1), act(leak),                       # -> 16x64
             nn.ConvTranspose2d(32, 1, 4, 2, 1),                                   # -> 32x128
         )  # no ReLU on this one-channel map: dead units there silence the whole caption
         self.to_vocab = nn.Linear(EMB, vocab_size)
