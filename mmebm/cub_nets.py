@@ -290,7 +290,7 @@ def _conv_encoder(kind, z_dim, w_dim, vocab_size, leak):
     return UniEncoder(lambda: _body(kind, vocab_size, leak), z_dim, w_dim)
 
 
-def _plus_encoder(kind, z_dim, w_dim, vocab_size, leak):  # leak: the reference's own slopes instead
+def _plus_encoder(kind, z_dim, w_dim, vocab_size):
     if kind == "image64":
         return UniEncoder(resnet_image_body, z_dim, w_dim)  # two separate residual networks, as the reference
     if kind == "text":
@@ -320,8 +320,8 @@ class ModalityEncoders(nn.Module):
     def __init__(self, kinds, z_dim, w_dim=0, vocab_size=0, net="conv", leak=0.0):
         super().__init__()
         _check_net(net)
-        make = _conv_encoder if net == "conv" else _plus_encoder
-        self.nets = nn.ModuleList(make(k, z_dim, w_dim, vocab_size, leak) for k in kinds)
+        self.nets = nn.ModuleList(_conv_encoder(k, z_dim, w_dim, vocab_size, leak) if net == "conv"
+                                  else _plus_encoder(k, z_dim, w_dim, vocab_size) for k in kinds)  # resnet: its own slopes
 
     def forward(self, x, g=None):
         if g is not None:

@@ -168,7 +168,7 @@ def test_conv_networks_unchanged():
 
 
 def test_conv_leak_switches_every_conv_activation_and_keeps_the_parameters():
-    """leak 0 (the default, the shipped cpu weights): ReLU throughout; leak 0.2: every activation of
+    """leak 0 (the default): ReLU throughout; leak 0.2: every activation of
     both conv networks is LeakyReLU(0.2), so a negative pre-activation still passes a gradient. The
     parameter names do not change, so one checkpoint loads into either."""
     z, w, v = 6, 3, 40
