@@ -157,6 +157,20 @@ def mean_interval(values):
     return Estimate(v.mean().item(), v.mean().item() - Z95 * se, v.mean().item() + Z95 * se)
 
 
+def cluster_interval(values, groups):
+    """Mean of per-item values with a 95 % interval that allows for items of one group (the 10
+    captions of one image) being alike: the cluster-robust standard error of the mean, sums of
+    deviations taken per group. With one item per group it is mean_interval's."""
+    v = torch.as_tensor(values, dtype=torch.float64)
+    _, g = torch.unique(torch.as_tensor(groups), return_inverse=True)
+    G, mean = int(g.max()) + 1, v.mean().item()
+    if G < 2:
+        raise ValueError("an interval over groups needs items of at least two groups")
+    sums = torch.zeros(G, dtype=torch.float64).index_add_(0, g, v - mean)
+    se = math.sqrt(G / (G - 1) * (sums ** 2).sum().item()) / len(v)
+    return Estimate(mean, mean - Z95 * se, mean + Z95 * se)
+
+
 def caption_measures(ids, score=None):
     """Measures of N captions' variety and form, each an Estimate with a 95 % interval over the
     captions (chains): distinct-1 / distinct-2 (share of distinct 1- and 2-grams; jackknife),

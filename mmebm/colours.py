@@ -9,16 +9,16 @@ CUB has no class labels per caption that a judge could read, but colour words ar
 - pixels: an image's colours are the `top` most common colours of the pixels of its centre
   crop (where CUB birds sit), each pixel named by its nearest `PALETTE` prototype in RGB.
 
-A generation is a hit when it shares a colour with its reference. Chance is the same share
-with the reference of a random other image: a model that ignores its input scores the same on
-both, whatever colours it favours. On real test pairs (an image against its own captions) the
+A generation is a hit when it shares a colour with its reference. Chance is the share expected
+against the reference of a random other image (computed exactly, as the mean over all of them):
+a model that ignores its input scores the same on both, whatever colours it favours. On real test pairs (an image against its own captions) the
 centre crop of 16 x 16 pixels with the top 2 colours separated own from other best of the
 variants measured, or was within the interval of the best (results/cub_colours/probe.txt).
 """
 
 import torch
 
-from .captions import caption_words, mean_interval, text_index, word_ids
+from .captions import caption_words, cluster_interval, text_index, word_ids
 
 # RGB prototypes in [0, 1] of the colour words of the CUB captions
 PALETTE = {
@@ -54,58 +54,66 @@ def image_colours(images, crop=CROP, top=TOP):
     return [frozenset(names[c] for c, k in zip(row, nrow) if k > 0) for row, nrow in zip(idx.tolist(), n.tolist())]
 
 
-def other_items(groups, seed=0):
-    """For each item, the index of a random item of another group (another image): a fixed draw."""
-    groups = torch.as_tensor(groups)
-    if len(torch.unique(groups)) < 2:
-        raise ValueError("chance needs items of at least two images")
-    g = torch.Generator().manual_seed(seed)
-    other = torch.randperm(len(groups), generator=g)
-    clash = groups[other] == groups
-    while clash.any():  # redraw the partners that fell on the same image
-        other[clash] = torch.randint(len(groups), (int(clash.sum()),), generator=g)
-        clash = groups[other] == groups
-    return other
+def colour_masks(colour_sets):
+    """Sets of PALETTE names -> int64 bit masks (bit c: the c-th PALETTE colour), so that two sets
+    share a colour exactly when their masks' AND is not 0."""
+    bit = {name: 1 << c for c, name in enumerate(PALETTE)}
+    return torch.tensor([sum(bit[c] for c in colours) for colours in colour_sets], dtype=torch.long)
 
 
-def colour_coherence(named, reference, groups, seed=0):
-    """Hits of generations against their own reference and against a random other image's.
+def colour_coherence(named, reference, groups, chunk=1024):
+    """Hits of generations against their own reference, and the hits expected against the
+    reference of a random other image.
 
     named[i]: the colours generation i shows; reference[i]: the colours of its source (the
     captions of its image, or its source caption); groups[i]: its image. Returns {"share",
-    "chance", "gain"}: share of hits, share of hits against another image's reference, and
-    their paired difference, each an Estimate with a 95 % interval."""
+    "chance", "gain"}: the share of hits; chance, the share of hits against the reference of an
+    item of another image drawn at random, computed exactly as the mean over all such items
+    (no draw: a single random partner per item only adds noise); and their paired difference.
+    Each is an Estimate whose 95 % interval is clustered by image (`cluster_interval`)."""
     if not len(named) == len(reference) == len(groups):
         raise ValueError(f"named, reference and groups differ in length: {len(named)}, {len(reference)}, {len(groups)}")
-    other = other_items(groups, seed).tolist()
-    own = torch.tensor([bool(a & r) for a, r in zip(named, reference)], dtype=torch.float64)
-    chance = torch.tensor([bool(a & reference[j]) for a, j in zip(named, other)], dtype=torch.float64)
-    return {"share": mean_interval(own), "chance": mean_interval(chance), "gain": mean_interval(own - chance)}
+    groups = torch.as_tensor(groups)
+    if len(torch.unique(groups)) < 2:
+        raise ValueError("chance needs items of at least two images")
+    a, r = colour_masks(named), colour_masks(reference)
+    own = ((a & r) != 0).double()
+    chance = torch.empty(len(a), dtype=torch.float64)
+    for i in range(0, len(a), chunk):  # [chunk, N] at a time: all captions of the CUB test split fit
+        other = groups[i:i + chunk, None] != groups[None]
+        hits = ((a[i:i + chunk, None] & r[None]) != 0) & other
+        chance[i:i + chunk] = hits.sum(1).double() / other.sum(1)
+    return {k: cluster_interval(v, groups) for k, v in (("share", own), ("chance", chance), ("gain", own - chance))}
 
 
-def image_references(pairs, named=None, exclude=()):
-    """For each image of a CUBImageCaptions set, the colours named in any of its captions (but
-    those whose index is in `exclude`); named: caption_colours of pairs.captions, if at hand."""
+def image_references(pairs, named=None, leave_own_out=False):
+    """For each caption of a CUBImageCaptions set, the colours named in any caption of its image
+    (with leave_own_out, in any of its image's other captions: a real caption's reference that
+    does not hold the caption itself). named: caption_colours of pairs.captions, if at hand."""
     named = caption_colours(pairs.captions.cpu(), pairs.vocab) if named is None else named
-    refs = [set() for _ in range(len(pairs.images))]
-    for i, (m, colours) in enumerate(zip(pairs.image_index.tolist(), named)):
-        if i not in exclude:
-            refs[m] |= colours
-    return [frozenset(r) for r in refs]
+    image_index = pairs.image_index.cpu()
+    has = torch.tensor([[c in colours for c in PALETTE] for colours in named], dtype=torch.long)  # [N, C]
+    count = torch.zeros(len(pairs.images), len(PALETTE), dtype=torch.long).index_add_(0, image_index, has)
+    shown = (count[image_index] - (has if leave_own_out else 0)) > 0
+    names = list(PALETTE)
+    return [frozenset(names[c] for c in row.nonzero().flatten().tolist()) for row in shown]
 
 
 @torch.no_grad()
-def cross_colour_coherence(model, pairs, n=1000, seed=0, batch_size=250):
-    """Colour coherence of a CUB image-caption model's cross generation on a test set `pairs`:
-    {"image -> caption": one caption generated from each of n evenly spaced images (greedy
-    words) against the colours of the image's captions, "caption -> image": images generated
-    from n evenly spaced captions against the colours each names}, each as colour_coherence
-    returns it. Generation draws z from the source's posterior and w from p0(w)
-    (`model.cross_generate`), seeded."""
+def cross_colour_coherence(model, pairs, n=None, seed=0, batch_size=250):
+    """Colour coherence of a CUB image-caption model's cross generation on n evenly spaced pairs
+    of a test set (n None: all of them): {"image -> caption": the caption generated from each
+    pair's image (greedy words) against the colours named in any caption of that image,
+    "caption -> image": the image generated from each pair's caption against the colours the
+    caption names}, each as colour_coherence returns it. Generation draws z from the source's
+    posterior and w from p0(w) (`model.cross_generate`), seeded; an image of several pairs gets
+    a caption of its own draw for each."""
     t = text_index(model)
     device = next(model.parameters()).device
+    idx = _spaced(len(pairs), n)
+    groups = pairs.image_index[idx].cpu()
 
-    def generate(idx, src):
+    def generate(src):
         torch.manual_seed(seed)
         outs = []
         for i in range(0, len(idx), batch_size):
@@ -113,41 +121,28 @@ def cross_colour_coherence(model, pairs, n=1000, seed=0, batch_size=250):
             outs.append(model.cross_generate(x, src)[1 - src].cpu())
         return torch.cat(outs)
 
-    images = _spaced(len(pairs.images), n)
-    captions = word_ids(generate(first_captions(pairs)[images], 1 - t))
     refs = image_references(pairs)
-    to_caption = colour_coherence(caption_colours(captions, pairs.vocab), [refs[m] for m in images.tolist()],
-                                  images, seed)
-    idx = _spaced(len(pairs), n)
-    to_image = colour_coherence(image_colours(generate(idx, t)),
-                                caption_colours(pairs.captions[idx].cpu(), pairs.vocab),
-                                pairs.image_index[idx].cpu(), seed)
+    to_caption = colour_coherence(caption_colours(word_ids(generate(1 - t)), pairs.vocab),
+                                  [refs[i] for i in idx.tolist()], groups)
+    to_image = colour_coherence(image_colours(generate(t)), caption_colours(pairs.captions[idx].cpu(), pairs.vocab),
+                                groups)
     return {"image -> caption": to_caption, "caption -> image": to_image}
 
 
 def _spaced(n, k):
-    return torch.linspace(0, n - 1, min(k, n)).round().long()
+    """k evenly spaced indices of range(n) (all of them for k None)."""
+    return torch.arange(n) if k is None or k >= n else torch.linspace(0, n - 1, k).round().long()
 
 
-def first_captions(pairs):
-    """Index of each image's first caption in a CUBImageCaptions set, in image order."""
-    image_index = pairs.image_index.cpu()
-    first = torch.full((len(pairs.images),), len(image_index), dtype=torch.long)
-    first.scatter_reduce_(0, image_index, torch.arange(len(image_index)), "amin")
-    return first
-
-
-def real_colour_coherence(pairs, n=1000, seed=0):
-    """The same measures on real data, the ceilings of cross_colour_coherence: "image -> caption":
-    the first real caption of each of n evenly spaced images against the colours of its other
-    captions; "caption -> image": each of n evenly spaced captions' own image."""
+def real_colour_coherence(pairs, n=None):
+    """The same measures on n evenly spaced real test pairs, the ceilings of cross_colour_coherence:
+    "image -> caption": the pair's caption against the colours of its image's other captions;
+    "caption -> image": the pair's own image against the colours its caption names."""
     named = caption_colours(pairs.captions.cpu(), pairs.vocab)
-    first = first_captions(pairs).tolist()
-    others = image_references(pairs, named, exclude=set(first))
-    images = _spaced(len(first), n).tolist()
-    to_caption = colour_coherence([named[first[m]] for m in images], [others[m] for m in images], images, seed)
     idx = _spaced(len(pairs), n)
-    real = pairs.images[pairs.image_index[idx]].cpu().float() / 255
-    to_image = colour_coherence(image_colours(real), [named[i] for i in idx.tolist()],
-                                pairs.image_index[idx].cpu(), seed)
+    groups = pairs.image_index[idx].cpu()
+    others = image_references(pairs, named, leave_own_out=True)
+    to_caption = colour_coherence([named[i] for i in idx.tolist()], [others[i] for i in idx.tolist()], groups)
+    real = pairs.images[groups].cpu().float() / 255
+    to_image = colour_coherence(image_colours(real), [named[i] for i in idx.tolist()], groups)
     return {"image -> caption": to_caption, "caption -> image": to_image}

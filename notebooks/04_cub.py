@@ -66,7 +66,7 @@ n_chains = 6
 chain_show = [0, 5, 10, 20, 40, 60]  # Langevin steps whose captions are shown
 n_show = 6  # image <-> caption examples
 n_score = 500  # chains scored with the yardsticks (and 2x that many test captions reconstructed)
-n_colour = 1000  # test images that generate a caption, and test captions that generate an image, for colour coherence
+n_colour = None  # test pairs whose image generates a caption and whose caption generates an image (None: all)
 
 # %% tags=["nbval-ignore-output"]
 from pathlib import Path
@@ -263,18 +263,21 @@ else:
 # %% [markdown]
 # ## Colour coherence: does cross generation keep the bird's colours?
 #
-# CUB has no labels for a judge, but 97 % of its test captions name a colour. Image -> caption:
-# the share of captions generated from a test image that name a colour found in any of that
-# image's 10 real captions. Caption -> image: the share of images generated from a caption whose
-# two dominant colours of the 16 x 16 centre (each pixel named by its nearest colour
-# prototype) include a colour the caption names. Chance is the same share against another,
-# random image's captions: a model that ignores its input scores as much there (gain 0),
-# whatever colours it favours. The real test pairs give the ceiling (`mmebm/colours.py`;
-# the choice of crop and colours: `results/cub_colours/`).
+# CUB has no labels for a judge, but 97 % of its test captions name a colour. Over the test
+# pairs (an image and one of its 10 captions), image -> caption: the share of captions
+# generated from the pair's image that name a colour found in any of that image's 10 real
+# captions. Caption -> image: the share of images generated from the pair's caption whose two
+# dominant colours of the 16 x 16 centre (each pixel named by its nearest colour prototype)
+# include a colour the caption names. Chance is the share expected against the reference of a
+# random other image, computed exactly as the mean over all other images: a model that ignores
+# its input scores as much there (gain 0), whatever colours it favours. The intervals are
+# clustered by image (the 10 pairs of one image are not independent). The real test pairs give
+# the ceiling (`mmebm/colours.py`; the choice of crop and colours, and of this estimator:
+# `results/cub_colours/`).
 
 # %%
 if pairs is not None:
-    rows = {"real test pairs": real_colour_coherence(pairs, n_colour, seed)}
+    rows = {"real test pairs": real_colour_coherence(pairs, n_colour)}
     rows.update({label[name]: cross_colour_coherence(model, pairs, n_colour, seed) for name, model in models.items()})
     cols = ["image -> caption", "caption -> image"]
     colour_table = ("| | " + " | ".join(f"{c}: share / chance / gain (95 % interval)" for c in cols) + " |\n|---|---|---|\n"
@@ -284,7 +287,8 @@ if pairs is not None:
                               for who, r in rows.items()))
     print(colour_table)
     with open(Path(figures_dir) / "cub_caption_chain.md", "a") as f:
-        f.write(f"\nColour coherence ({min(n_colour, len(pairs.images))} test images -> captions; "
-                f"{min(n_colour, len(pairs))} test captions -> images; seed {seed}):\n\n" + colour_table)
+        n_pairs = len(pairs) if n_colour is None else min(n_colour, len(pairs))
+        f.write(f"\nColour coherence over {n_pairs} test pairs of {len(pairs.images)} images (generation seed {seed}; "
+                "chance exact, intervals clustered by image):\n\n" + colour_table)
 else:
     print("no CUB images: colour coherence skipped")

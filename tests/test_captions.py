@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from mmebm.captions import (caption_measures, caption_words, distinct_n, jackknife, repeated_share,
-                            word_accuracy)
+from mmebm.captions import (caption_measures, caption_words, cluster_interval, distinct_n, jackknife,
+                            mean_interval, repeated_share, word_accuracy)
 from mmebm.data.cub_text import EOS, PAD
 
 
@@ -55,6 +55,19 @@ def test_jackknife_of_a_mean_is_the_standard_error():
     est = jackknife(mean, loo)
     half = 1.959963984540054 * statistics.stdev(x) / math.sqrt(n)
     assert (est.lo, est.hi) == pytest.approx((mean - half, mean + half))
+
+
+def test_cluster_interval_counts_groups_not_copies():
+    x = torch.tensor([0.3, 1.2, -0.7, 2.0, 0.1, 0.9], dtype=torch.float64)
+    G = len(x)
+    single = cluster_interval(x, torch.arange(G))  # one item per group: the usual standard error
+    assert tuple(single) == pytest.approx(tuple(mean_interval(x)))
+    # ten identical copies of each value carry no more information than the values once
+    copies = cluster_interval(x.repeat_interleave(10), torch.arange(G).repeat_interleave(10))
+    assert (copies.lo, copies.hi) == pytest.approx((single.lo, single.hi))
+    assert mean_interval(x.repeat_interleave(10)).hi - mean_interval(x.repeat_interleave(10)).lo < 0.4 * (single.hi - single.lo)
+    with pytest.raises(ValueError, match="two groups"):
+        cluster_interval(x, torch.zeros(G))
 
 
 def test_measures_of_one_caption_repeated_and_of_all_distinct():

@@ -12,7 +12,7 @@ pairs = CUBImageCaptions.load(data_root(), "test", cache_dir="data/cub")
 named_by_caption = caption_colours(pairs.captions, pairs.vocab)
 print(f"{len(pairs)} test captions of {len(pairs.images)} images; "
       f"{sum(map(bool, named_by_caption)) / len(pairs):.3f} of the captions name a colour")
-print("caption -> its real image: image colours against the caption's colour words (chance: another image's caption)")
+print("caption -> its real image: image colours against the caption's colour words (chance: expected over the captions of all other images; intervals clustered by image)")
 print("| centre crop | top colours | own | other image | gain (95 % interval) |\n|---|---|---|---|---|")
 images = pairs.images.float() / 255
 for crop in (64, 48, 32, 16, 8):
