@@ -35,7 +35,7 @@ class ModelConfig:
     net: str = "resnet"           # resnet: the MMVAE+ authors' networks | conv: lighter ones (PolyMNIST: MoPoE's,
                                   # thomassutter/MoPoE; CUB: ours, mmebm/cub_nets.py); which the paper used for
                                   # the base version is not known
-    conv_width: int = 32          # channels of the conv nets' first layer (then 2x, 4x); MoPoE: 32
+    conv_width: int = 32          # channels of the conv nets' first layer (then 2x, 4x, ...); MoPoE and our CUB nets: 32
     conv_leak: float = 0.0        # negative slope of the conv nets' activations (PolyMNIST and CUB); 0: ReLU
                                   # (MoPoE's), 0.2: the LeakyReLU of MMVAE+'s ResNets
 

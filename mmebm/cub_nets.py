@@ -10,7 +10,8 @@ net="conv" (ours, the light cpu profile). Image (64x64): four conv 4x4 stride 2 
 no output nonlinearity (as MMVAE+'s image decoders). Caption: the MMVAE CUB sentence networks'
 layout (Shi et al. 2019): the one-hot words [32, V] are embedded to [32, 128] (an embedding
 lookup is the linear map of a one-hot vector), read as a 1-channel 32x128 image by five convs
-down to 512x4x4, and a 4x4 conv head; the decoder mirrors it back to [32, 128] and maps each
+down to 512x4x4, and a 4x4 conv head; the widths are those for model.conv_width = 32, the first
+layer's, and scale with it; the decoder mirrors it back to [32, 128] and maps each
 position to logits over the vocabulary. MMVAE's batch norm layers are left out (the sampler
 decodes single latents; no train/eval difference). These sizes are ours; the activations are ReLU,
 or LeakyReLU(model.conv_leak) when that is set.
@@ -44,29 +45,32 @@ class Heads(nn.Module):
         return self.out(h).chunk(2, -1)
 
 
-def image_body(leak=0.0):
-    """3x64x64 -> 256*4*4 features."""
+def image_body(leak=0.0, width=32):
+    """3x64x64 -> 8*width*4*4 features (width: channels of the first layer, model.conv_width)."""
+    c = width
     return nn.Sequential(
-        nn.Conv2d(3, 32, 4, 2, 1), act(leak),     # 64 -> 32
-        nn.Conv2d(32, 64, 4, 2, 1), act(leak),    # 32 -> 16
-        nn.Conv2d(64, 128, 4, 2, 1), act(leak),   # 16 -> 8
-        nn.Conv2d(128, 256, 4, 2, 1), act(leak),  # 8 -> 4
+        nn.Conv2d(3, c, 4, 2, 1), act(leak),          # 64 -> 32
+        nn.Conv2d(c, 2 * c, 4, 2, 1), act(leak),      # 32 -> 16
+        nn.Conv2d(2 * c, 4 * c, 4, 2, 1), act(leak),  # 16 -> 8
+        nn.Conv2d(4 * c, 8 * c, 4, 2, 1), act(leak),  # 8 -> 4
         nn.Flatten(),
-    ), 256 * 4 * 4
+    ), 8 * c * 4 * 4
 
 
 class TextBody(nn.Module):
-    """Word ids [N, 32] -> 512*4*4 features (MMVAE CUB sentence encoder layout, no batch norm)."""
+    """Word ids [N, 32] -> 16*width*4*4 features (MMVAE CUB sentence encoder layout at width 32,
+    no batch norm)."""
 
-    def __init__(self, vocab_size, leak=0.0):
+    def __init__(self, vocab_size, leak=0.0, width=32):
         super().__init__()
+        c = width
         self.embed = nn.Embedding(vocab_size, EMB)
         self.net = nn.Sequential(
-            nn.Conv2d(1, 32, 4, 2, 1), act(leak),                     # 32x128 -> 16x64
-            nn.Conv2d(32, 64, 4, 2, 1), act(leak),                    # -> 8x32
-            nn.Conv2d(64, 128, 4, 2, 1), act(leak),                   # -> 4x16
-            nn.Conv2d(128, 256, (1, 4), (1, 2), (0, 1)), act(leak),   # -> 4x8
-            nn.Conv2d(256, 512, (1, 4), (1, 2), (0, 1)), act(leak),   # -> 4x4
+            nn.Conv2d(1, c, 4, 2, 1), act(leak),                          # 32x128 -> 16x64
+            nn.Conv2d(c, 2 * c, 4, 2, 1), act(leak),                      # -> 8x32
+            nn.Conv2d(2 * c, 4 * c, 4, 2, 1), act(leak),                  # -> 4x16
+            nn.Conv2d(4 * c, 8 * c, (1, 4), (1, 2), (0, 1)), act(leak),   # -> 4x8
+            nn.Conv2d(8 * c, 16 * c, (1, 4), (1, 2), (0, 1)), act(leak),  # -> 4x4
             nn.Flatten(),
         )
 
@@ -74,13 +78,13 @@ class TextBody(nn.Module):
         return self.net(self.embed(s).unsqueeze(1))
 
 
-def _body(kind, vocab_size, leak=0.0):
+def _body(kind, vocab_size, leak=0.0, width=32):
     if kind == "image64":
-        return image_body(leak)
+        return image_body(leak, width)
     if kind == "text":
         if vocab_size <= 0:
             raise ValueError("the caption networks need model.vocab_size > 0 (the trainer sets it from the data)")
-        return TextBody(vocab_size, leak), 512 * 4 * 4
+        return TextBody(vocab_size, leak, width), 16 * width * 4 * 4
     raise ValueError(f"no CUB network for modality {kind!r}")
 
 
@@ -104,16 +108,17 @@ class UniEncoder(nn.Module):
 
 
 class ImageDecoder(nn.Module):
-    """[N, in_dim] -> image means [N, 3, 64, 64]."""
+    """[N, in_dim] -> image means [N, 3, 64, 64] (the image body mirrored)."""
 
-    def __init__(self, in_dim, leak=0.0):
+    def __init__(self, in_dim, leak=0.0, width=32):
         super().__init__()
+        c = width
         self.net = nn.Sequential(
-            nn.Linear(in_dim, 256 * 4 * 4), act(leak), nn.Unflatten(1, (256, 4, 4)),
-            nn.ConvTranspose2d(256, 128, 4, 2, 1), act(leak),  # 4 -> 8
-            nn.ConvTranspose2d(128, 64, 4, 2, 1), act(leak),   # 8 -> 16
-            nn.ConvTranspose2d(64, 32, 4, 2, 1), act(leak),    # 16 -> 32
-            nn.ConvTranspose2d(32, 3, 4, 2, 1),                # 32 -> 64
+            nn.Linear(in_dim, 8 * c * 4 * 4), act(leak), nn.Unflatten(1, (8 * c, 4, 4)),
+            nn.ConvTranspose2d(8 * c, 4 * c, 4, 2, 1), act(leak),  # 4 -> 8
+            nn.ConvTranspose2d(4 * c, 2 * c, 4, 2, 1), act(leak),  # 8 -> 16
+            nn.ConvTranspose2d(2 * c, c, 4, 2, 1), act(leak),      # 16 -> 32
+            nn.ConvTranspose2d(c, 3, 4, 2, 1),                     # 32 -> 64
         )
 
     def forward(self, u):
@@ -123,18 +128,19 @@ class ImageDecoder(nn.Module):
 class TextDecoder(nn.Module):
     """[N, in_dim] -> word logits [N, 32, V] (the sentence encoder mirrored, then embedding -> vocabulary)."""
 
-    def __init__(self, in_dim, vocab_size, leak=0.0):
+    def __init__(self, in_dim, vocab_size, leak=0.0, width=32):
         super().__init__()
         if vocab_size <= 0:
             raise ValueError("the caption decoder needs model.vocab_size > 0 (the trainer sets it from the data)")
+        c = width
         self.net = nn.Sequential(
             nn.Unflatten(1, (in_dim, 1, 1)),
-            nn.ConvTranspose2d(in_dim, 512, 4, 1, 0), act(leak),                 # -> 4x4
-            nn.ConvTranspose2d(512, 256, (1, 4), (1, 2), (0, 1)), act(leak),      # -> 4x8
-            nn.ConvTranspose2d(256, 128, (1, 4), (1, 2), (0, 1)), act(leak),      # -> 4x16
-            nn.ConvTranspose2d(128, 64, 4, 2, 1), act(leak),                      # -> 8x32
-            nn.ConvTranspose2d(64, 32, 4, 2, 1), act(leak),                       # -> 16x64
-            nn.ConvTranspose2d(32, 1, 4, 2, 1),                                   # -> 32x128
+            nn.ConvTranspose2d(in_dim, 16 * c, 4, 1, 0), act(leak),                   # -> 4x4
+            nn.ConvTranspose2d(16 * c, 8 * c, (1, 4), (1, 2), (0, 1)), act(leak),     # -> 4x8
+            nn.ConvTranspose2d(8 * c, 4 * c, (1, 4), (1, 2), (0, 1)), act(leak),      # -> 4x16
+            nn.ConvTranspose2d(4 * c, 2 * c, 4, 2, 1), act(leak),                     # -> 8x32
+            nn.ConvTranspose2d(2 * c, c, 4, 2, 1), act(leak),                         # -> 16x64
+            nn.ConvTranspose2d(c, 1, 4, 2, 1),                                        # -> 32x128
         )  # no ReLU on this one-channel map: dead units there silence the whole caption
         self.to_vocab = nn.Linear(EMB, vocab_size)
 
@@ -286,8 +292,8 @@ def _check_net(net):
         raise ValueError(f"unknown CUB network set {net!r}: choose one of {NETS}")
 
 
-def _conv_encoder(kind, z_dim, w_dim, vocab_size, leak):
-    return UniEncoder(lambda: _body(kind, vocab_size, leak), z_dim, w_dim)
+def _conv_encoder(kind, z_dim, w_dim, vocab_size, leak, width):
+    return UniEncoder(lambda: _body(kind, vocab_size, leak, width), z_dim, w_dim)
 
 
 def _plus_encoder(kind, z_dim, w_dim, vocab_size):
@@ -300,8 +306,8 @@ def _plus_encoder(kind, z_dim, w_dim, vocab_size):
     raise ValueError(f"no CUB network for modality {kind!r}")
 
 
-def _conv_decoder(kind, in_dim, vocab_size, leak):
-    return ImageDecoder(in_dim, leak) if kind == "image64" else TextDecoder(in_dim, vocab_size, leak)
+def _conv_decoder(kind, in_dim, vocab_size, leak, width):
+    return ImageDecoder(in_dim, leak, width) if kind == "image64" else TextDecoder(in_dim, vocab_size, leak, width)
 
 
 def _plus_decoder(kind, in_dim, w_dim, vocab_size):
@@ -317,10 +323,10 @@ class ModalityEncoders(nn.Module):
     residual image body, or SentenceEncoder); forward(x tuple of M tensors) -> z_loc, z_raw, w_loc,
     w_raw each [N, M, dim] (w's None without w); forward(x_m, g=m) -> the same for modality m."""
 
-    def __init__(self, kinds, z_dim, w_dim=0, vocab_size=0, net="conv", leak=0.0):
+    def __init__(self, kinds, z_dim, w_dim=0, vocab_size=0, net="conv", leak=0.0, width=32):
         super().__init__()
         _check_net(net)
-        self.nets = nn.ModuleList(_conv_encoder(k, z_dim, w_dim, vocab_size, leak) if net == "conv"
+        self.nets = nn.ModuleList(_conv_encoder(k, z_dim, w_dim, vocab_size, leak, width) if net == "conv"
                                   else _plus_encoder(k, z_dim, w_dim, vocab_size) for k in kinds)  # resnet: its own slopes
 
     def forward(self, x, g=None):
@@ -335,10 +341,10 @@ class ModalityDecoders(nn.Module):
     decoder d reading u[:, d]; forward(u [N, in_dim], g=d) -> decoder d's output. u is [w, z]; the
     resnet caption decoder splits it, so it needs w_dim (0: u is z alone)."""
 
-    def __init__(self, kinds, in_dim, vocab_size=0, net="conv", w_dim=0, leak=0.0):
+    def __init__(self, kinds, in_dim, vocab_size=0, net="conv", w_dim=0, leak=0.0, width=32):
         super().__init__()
         _check_net(net)
-        self.nets = nn.ModuleList(_conv_decoder(k, in_dim, vocab_size, leak) if net == "conv" else _plus_decoder(
+        self.nets = nn.ModuleList(_conv_decoder(k, in_dim, vocab_size, leak, width) if net == "conv" else _plus_decoder(
             k, in_dim, w_dim, vocab_size) for k in kinds)
 
     def forward(self, u, g=None):

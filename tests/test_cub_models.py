@@ -62,6 +62,15 @@ def test_conv_leak_reaches_the_cub_networks(dataset):
     assert {m.negative_slope for m in leaky.modules() if isinstance(m, torch.nn.LeakyReLU)} == {0.2}
 
 
+@pytest.mark.parametrize("dataset", ["cub", "cub_captions"])
+def test_conv_width_reaches_the_cub_networks(dataset):
+    """model.conv_width builds the CUB conv nets at that first-layer width (32 by default)."""
+    def first_widths(model):
+        return {m.out_channels for m in model.enc.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels in (1, 3)}
+    assert first_widths(build_model(cub_cfg(dataset))) == {32}
+    assert first_widths(build_model(cub_cfg(dataset, conv_width=16))) == {16}
+
+
 def test_paper_networks_train_and_sample():
     """net=resnet: the MMVAE+ CUB networks (tests/test_cub_nets.py) inside the model, batch norm included."""
     torch.manual_seed(0)

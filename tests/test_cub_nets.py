@@ -133,21 +133,27 @@ def test_unknown_net_is_refused():
         ModalityDecoders(KINDS, 6, 9, net="mmvaeplus")
 
 
+def _conv_counts(z, w, v, c=32):
+    """Parameters of the conv encoders and decoders at first-layer width c, by hand from their layers."""
+    img_body = _conv(3, c, 4) + _conv(c, 2 * c, 4) + _conv(2 * c, 4 * c, 4) + _conv(4 * c, 8 * c, 4)
+    txt_body = v * EMB + _conv(1, c, 4) + _conv(c, 2 * c, 4) + _conv(2 * c, 4 * c, 4) + _conv(4 * c, 8 * c, (1, 4)) \
+        + _conv(8 * c, 16 * c, (1, 4))
+    heads = _linear(8 * c * 16, 2 * z) + _linear(8 * c * 16, 2 * w)
+    enc = [2 * img_body + heads, 2 * txt_body + _linear(16 * c * 16, 2 * z) + _linear(16 * c * 16, 2 * w)]
+    img_dec = (_linear(w + z, 8 * c * 16) + _conv(8 * c, 4 * c, 4) + _conv(4 * c, 2 * c, 4) + _conv(2 * c, c, 4)
+               + _conv(c, 3, 4))
+    txt_dec = (_conv(w + z, 16 * c, 4) + _conv(16 * c, 8 * c, (1, 4)) + _conv(8 * c, 4 * c, (1, 4))
+               + _conv(4 * c, 2 * c, 4) + _conv(2 * c, c, 4) + _conv(c, 1, 4) + _linear(EMB, v))
+    return enc, [img_dec, txt_dec]
+
+
 def test_conv_networks_unchanged():
-    """net defaults to "conv"; the conv networks keep their layers (hand count) and their parameter
-    names (checkpoints saved before net existed still load)."""
+    """net defaults to "conv"; the conv networks keep their layers (hand count: 3->32->...->256 for
+    the image, 1->32->...->512 for the caption) and their parameter names (checkpoints saved before
+    net existed still load)."""
     z, w, v = 6, 3, 40
     enc, dec = ModalityEncoders(KINDS, z, w, v), ModalityDecoders(KINDS, w + z, v)
-    img_body = _conv(3, 32, 4) + _conv(32, 64, 4) + _conv(64, 128, 4) + _conv(128, 256, 4)
-    txt_body = v * EMB + _conv(1, 32, 4) + _conv(32, 64, 4) + _conv(64, 128, 4) + _conv(128, 256, (1, 4)) \
-        + _conv(256, 512, (1, 4))
-    heads = _linear(256 * 16, 2 * z) + _linear(256 * 16, 2 * w)
-    assert [_n(m) for m in enc.nets] == [2 * img_body + heads,
-                                         2 * txt_body + _linear(512 * 16, 2 * z) + _linear(512 * 16, 2 * w)]
-    img_dec = _linear(w + z, 256 * 16) + _conv(256, 128, 4) + _conv(128, 64, 4) + _conv(64, 32, 4) + _conv(32, 3, 4)
-    txt_dec = (_conv(w + z, 512, 4) + _conv(512, 256, (1, 4)) + _conv(256, 128, (1, 4)) + _conv(128, 64, 4)
-               + _conv(64, 32, 4) + _conv(32, 1, 4) + _linear(EMB, v))
-    assert [_n(m) for m in dec.nets] == [img_dec, txt_dec]
+    assert ([_n(m) for m in enc.nets], [_n(m) for m in dec.nets]) == _conv_counts(z, w, v, 32)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in [*enc.modules(), *dec.modules()])
 
     explicit_enc = ModalityEncoders(KINDS, z, w, v, net="conv")
@@ -159,6 +165,23 @@ def test_conv_networks_unchanged():
             "nets.1.body_w.net.8.weight", "nets.0.net.0.weight", "nets.1.net.11.weight",
             "nets.1.to_vocab.weight"} <= keys
 
+    x = (torch.rand(2, 3, 64, 64), torch.randint(0, v, (2, L)))
+    with torch.no_grad():
+        outs = enc(x)
+        img, txt = dec(torch.randn(2, 2, w + z))
+    assert [o.shape for o in outs] == [(2, 2, z), (2, 2, z), (2, 2, w), (2, 2, w)]
+    assert img.shape == (2, 3, 64, 64) and txt.shape == (2, L, v)
+
+
+@pytest.mark.parametrize("width", [8, 16])
+def test_conv_width_scales_every_layer(width):
+    """model.conv_width (32 by default) sets the first layer's channels, and every later layer
+    keeps its multiple of it (the hand count); shapes in and out do not change."""
+    z, w, v = 6, 3, 40
+    enc = ModalityEncoders(KINDS, z, w, v, width=width)
+    dec = ModalityDecoders(KINDS, w + z, v, width=width)
+    assert ([_n(m) for m in enc.nets], [_n(m) for m in dec.nets]) == _conv_counts(z, w, v, width)
+    assert enc.nets[0].body_z[0].out_channels == width and dec.nets[1].net[-1].in_channels == width
     x = (torch.rand(2, 3, 64, 64), torch.randint(0, v, (2, L)))
     with torch.no_grad():
         outs = enc(x)
