@@ -11,9 +11,10 @@ CUB has no class labels per caption that a judge could read, but colour words ar
 
 A generation is a hit when it shares a colour with its reference. Chance is the share expected
 against the reference of a random other image (computed exactly, as the mean over all of them):
-a model that ignores its input scores the same on both, whatever colours it favours. On real test pairs (an image against its own captions) the
-centre crop of 16 x 16 pixels with the top 2 colours separated own from other best of the
-variants measured, or was within the interval of the best (results/cub_colours/probe.txt).
+a model that ignores its input scores the same on both, whatever colours it favours. On real
+test pairs (an image against its own captions) the centre crop of 16 x 16 pixels with the top 2
+colours separated own from other best of the variants measured, or was within the interval of
+the best (results/cub_colours/probe.txt).
 """
 
 import torch

@@ -10,9 +10,9 @@ net="conv" (ours, the light cpu profile). Image (64x64): four conv 4x4 stride 2 
 no output nonlinearity (as MMVAE+'s image decoders). Caption: the MMVAE CUB sentence networks'
 layout (Shi et al. 2019): the one-hot words [32, V] are embedded to [32, 128] (an embedding
 lookup is the linear map of a one-hot vector), read as a 1-channel 32x128 image by five convs
-down to 512x4x4, and a 4x4 conv head; the widths are those for model.conv_width = 32, the first
-layer's, and scale with it; the decoder mirrors it back to [32, 128] and maps each
-position to logits over the vocabulary. MMVAE's batch norm layers are left out (the sampler
+down to 512x4x4, and a 4x4 conv head; the decoder mirrors it back to [32, 128] and maps each
+position to logits over the vocabulary. The widths given are for model.conv_width = 32 (the
+first layer's channels); every layer scales with it. MMVAE's batch norm layers are left out (the sampler
 decodes single latents; no train/eval difference). These sizes are ours; the activations are ReLU,
 or LeakyReLU(model.conv_leak) when that is set.
 
