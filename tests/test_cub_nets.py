@@ -147,6 +147,16 @@ def _conv_counts(z, w, v, c=32):
     return enc, [img_dec, txt_dec]
 
 
+def _check_conv_shapes(enc, dec, z, w, v):
+    """The conv encoders give [N, M, dim] posteriors; the decoders give 64x64 images and [L, V] word logits."""
+    x = (torch.rand(2, 3, 64, 64), torch.randint(0, v, (2, L)))
+    with torch.no_grad():
+        outs = enc(x)
+        img, txt = dec(torch.randn(2, 2, w + z))
+    assert [o.shape for o in outs] == [(2, 2, z), (2, 2, z), (2, 2, w), (2, 2, w)]
+    assert img.shape == (2, 3, 64, 64) and txt.shape == (2, L, v)
+
+
 def test_conv_networks_unchanged():
     """net defaults to "conv"; the conv networks keep their layers (hand count: 3->32->...->256 for
     the image, 1->32->...->512 for the caption) and their parameter names (checkpoints saved before
@@ -165,12 +175,7 @@ def test_conv_networks_unchanged():
             "nets.1.body_w.net.8.weight", "nets.0.net.0.weight", "nets.1.net.11.weight",
             "nets.1.to_vocab.weight"} <= keys
 
-    x = (torch.rand(2, 3, 64, 64), torch.randint(0, v, (2, L)))
-    with torch.no_grad():
-        outs = enc(x)
-        img, txt = dec(torch.randn(2, 2, w + z))
-    assert [o.shape for o in outs] == [(2, 2, z), (2, 2, z), (2, 2, w), (2, 2, w)]
-    assert img.shape == (2, 3, 64, 64) and txt.shape == (2, L, v)
+    _check_conv_shapes(enc, dec, z, w, v)
 
 
 @pytest.mark.parametrize("width", [8, 16])
@@ -182,12 +187,7 @@ def test_conv_width_scales_every_layer(width):
     dec = ModalityDecoders(KINDS, w + z, v, width=width)
     assert ([_n(m) for m in enc.nets], [_n(m) for m in dec.nets]) == _conv_counts(z, w, v, width)
     assert enc.nets[0].body_z[0].out_channels == width and dec.nets[1].net[-1].in_channels == width
-    x = (torch.rand(2, 3, 64, 64), torch.randint(0, v, (2, L)))
-    with torch.no_grad():
-        outs = enc(x)
-        img, txt = dec(torch.randn(2, 2, w + z))
-    assert [o.shape for o in outs] == [(2, 2, z), (2, 2, z), (2, 2, w), (2, 2, w)]
-    assert img.shape == (2, 3, 64, 64) and txt.shape == (2, L, v)
+    _check_conv_shapes(enc, dec, z, w, v)
 
 
 def test_conv_leak_switches_every_conv_activation_and_keeps_the_parameters():
