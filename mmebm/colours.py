@@ -87,6 +87,12 @@ def colour_coherence(named, reference, groups, chunk=1024):
     return {k: cluster_interval(v, groups) for k, v in (("share", own), ("chance", chance), ("gain", own - chance))}
 
 
+def table_cell(r):
+    """One direction of colour_coherence's result as a table cell: share / chance / gain (interval)."""
+    return (f"{r['share'].value:.3f} / {r['chance'].value:.3f} / {r['gain'].value:+.3f} "
+            f"({r['gain'].lo:+.3f}, {r['gain'].hi:+.3f})")
+
+
 def image_references(pairs, named=None, leave_own_out=False):
     """For each caption of a CUBImageCaptions set, the colours named in any caption of its image
     (with leave_own_out, in any of its image's other captions: a real caption's reference that

@@ -75,7 +75,7 @@ import torch
 
 from mmebm import plots
 from mmebm.captions import BigramScore, caption_chain, caption_measures, to_text, word_accuracy
-from mmebm.colours import cross_colour_coherence, real_colour_coherence
+from mmebm.colours import cross_colour_coherence, real_colour_coherence, table_cell
 from mmebm.data import CUBCaptions, CUBImageCaptions, DataError, data_root as resolve_data_root
 from mmebm.runs import ensure_experiments
 from mmebm.weights import read_manifest
@@ -281,9 +281,7 @@ if pairs is not None:
     rows.update({label[name]: cross_colour_coherence(model, pairs, n_colour, seed) for name, model in models.items()})
     cols = ["image -> caption", "caption -> image"]
     colour_table = ("| | " + " | ".join(f"{c}: share / chance / gain (95 % interval)" for c in cols) + " |\n|---|---|---|\n"
-                    + "".join(f"| {who} | " + " | ".join(
-                        f"{r[c]['share'].value:.3f} / {r[c]['chance'].value:.3f} / {r[c]['gain'].value:+.3f} "
-                        f"({r[c]['gain'].lo:+.3f}, {r[c]['gain'].hi:+.3f})" for c in cols) + " |\n"
+                    + "".join(f"| {who} | " + " | ".join(table_cell(r[c]) for c in cols) + " |\n"
                               for who, r in rows.items()))
     print(colour_table)
     with open(Path(figures_dir) / "cub_caption_chain.md", "a") as f:

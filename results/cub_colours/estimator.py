@@ -6,7 +6,7 @@ image, on 1,000 evenly spaced test items (as 04_cub measured before) and on all 
 """
 import time
 
-from mmebm.colours import cross_colour_coherence, real_colour_coherence
+from mmebm.colours import cross_colour_coherence, real_colour_coherence, table_cell
 from mmebm.data import CUBImageCaptions, data_root
 from mmebm.runs import ensure_experiments
 
@@ -22,7 +22,5 @@ for n in (1000, None):
     rows = {"real test pairs": real_colour_coherence(pairs, n)}
     rows.update({name: cross_colour_coherence(m, pairs, n, seed=0) for name, m in models.items()})
     for who, r in rows.items():
-        print(f"| {n or 'all'} | {who} | " + " | ".join(
-            f"{r[c]['share'].value:.3f} / {r[c]['chance'].value:.3f} / {r[c]['gain'].value:+.3f} "
-            f"({r[c]['gain'].lo:+.3f}, {r[c]['gain'].hi:+.3f})" for c in cols) + " |")
+        print(f"| {n or 'all'} | {who} | " + " | ".join(table_cell(r[c]) for c in cols) + " |")
     print(f"(n={n or 'all'}: {time.time() - t0:.0f} s)")

@@ -32,7 +32,7 @@ for path in sys.argv[1:]:
     chain = caption_chain(model, train_text.vocab, 500, steps, seed=1, as_ids=True)
     for k, ids in chain.items():
         m = caption_measures(ids, score)
-        row[f"p0" if k == 0 else "p_alpha"] = {n: round(m[n].value, 4) for n in ("bigram", "distinct-2", "repeated", "ended")}
+        row["p0" if k == 0 else "p_alpha"] = {n: round(m[n].value, 4) for n in ("bigram", "distinct-2", "repeated", "ended")}
     colour = cross_colour_coherence(model, pairs, 1000, seed=0)
     row["colour_gain"] = {d: [round(v, 4) for v in colour[d]["gain"]] for d in colour}
     print(json.dumps(row), flush=True)
