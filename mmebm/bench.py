@@ -17,6 +17,15 @@ convolutions, forward and backward, Langevin included; optimizer updates not) co
 torch's FlopCounterMode on one step at a small batch, scaled per sample. On CPU the
 benchmark first stops glibc malloc from returning large blocks to the OS (see
 mmebm.train.keep_freed_memory; --default-malloc to skip): without it the batched path pays page faults.
+
+Variants (--variants, one model at a time against the same baseline, interleaved in one
+process; issue #26 item 2): `eager` is the eager Langevin chain in fp32, the baseline; `graph`
+the chain as one captured CUDA graph (the default on CUDA); the others add one knob to `graph`:
+`bf16` (autocast of the VAE), `tf32` (TF32 matmuls; cuDNN's convolutions use TF32 by default),
+`nchw` (grouped convs without channels_last), `batch2x` (twice the batch; samples/s stays
+comparable), `compile` (torch.compile of the VAE loss).
+
+    python -m mmebm.bench --device cuda --models mmvaeplus_ebm --variants eager graph bf16 tf32 nchw batch2x
 """
 
 import argparse
@@ -51,12 +60,13 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def make_step(model, opt_vae, opt_ebm, device, bf16=False, compile=False):
+def make_step(model, opt_vae, opt_ebm, device, bf16=False, compile=False, tf32=False):
     """A training step that returns (seconds in total, seconds in Langevin sampling)."""
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     loss_fn = torch.compile(model.loss) if compile else model.loss
 
     def step(x):
+        torch.backends.cuda.matmul.allow_tf32 = tf32  # global: set for each variant's step
         _sync(device)
         t0 = time.perf_counter()
         opt_vae.zero_grad(set_to_none=True)
@@ -104,29 +114,51 @@ def count_flops(name, net, batch=4, **cfg):
     return flops / batch
 
 
-def bench(name, net, impls, batch, steps, device, bf16=False, compile=False):
-    """Median step time of each implementation, the implementations' steps interleaved so
-    that a shared machine's changing load hits them alike."""
-    runs = {}
-    for impl in impls:
-        torch.manual_seed(0)
-        model = build_model(model_config(name, net=net, batched=impl != "loop")).to(device)
-        if impl == "grouped":
-            for mod in model.modules():
-                if isinstance(mod, CopyNet):
-                    mod.grouped_kernels = True
-        x = torch.rand(batch, model.cfg.n_modalities, 3, 28, 28, device=device)
-        runs[impl] = make_step(model, *make_optimizers(model), device, bf16, compile), x, []
-    for i in range(steps + 1):
-        for impl, (step, x, times) in runs.items():
+# name -> changes to the `graph` setting (see the module docstring)
+VARIANTS = {"eager": {"graph": False}, "graph": {}, "bf16": {"bf16": True}, "tf32": {"tf32": True},
+            "nchw": {"channels_last": False}, "batch2x": {"batch_scale": 2}, "compile": {"compile": True}}
+
+
+def build_step(name, net, impl, batch, device, bf16=False, compile=False, tf32=False, graph=True,
+               channels_last=True, batch_scale=1):
+    """(step function, input batch) of one setting, from the same seed."""
+    torch.manual_seed(0)
+    model = build_model(model_config(name, net=net, batched=impl != "loop", langevin_graph=graph,
+                                     channels_last=channels_last)).to(device)
+    if impl == "grouped":
+        for mod in model.modules():
+            if isinstance(mod, CopyNet):
+                mod.grouped_kernels = True
+    x = torch.rand(batch * batch_scale, model.cfg.n_modalities, 3, 28, 28, device=device)
+    return make_step(model, *make_optimizers(model), device, bf16, compile, tf32), x
+
+
+def time_steps(settings, steps):
+    """{label: (step, x)} -> {label: samples/s, step time and Langevin share (medians)}, the
+    settings' steps interleaved so that a shared machine's changing load hits them alike."""
+    times = {label: [] for label in settings}
+    for i in range(steps + 2):
+        for label, (step, x) in settings.items():
             t = step(x)
-            if i > 0:  # step 0 warms up: allocator, oneDNN primitives, compilation
-                times.append(t)
+            if i > 1:  # two warm-up steps: allocator, oneDNN primitives, graph capture, compilation
+                times[label].append(t)
     out = {}
-    for impl, (_, _, times) in runs.items():
-        step_s = statistics.median(t for t, _ in times)
-        out[impl] = {"sps": batch / step_s, "step_s": step_s, "langevin": statistics.median(l / t for t, l in times)}
+    for label, (_, x) in settings.items():
+        step_s = statistics.median(t for t, _ in times[label])
+        out[label] = {"sps": len(x) / step_s, "step_s": step_s,
+                      "langevin": statistics.median(l / t for t, l in times[label])}
+    torch.backends.cuda.matmul.allow_tf32 = False
     return out
+
+
+def bench(name, net, impls, batch, steps, device, bf16=False, compile=False):
+    """Median step time of each implementation."""
+    return time_steps({impl: build_step(name, net, impl, batch, device, bf16, compile) for impl in impls}, steps)
+
+
+def bench_variants(name, net, variants, batch, steps, device):
+    """Median step time of each variant (VARIANTS) of the batched implementation."""
+    return time_steps({v: build_step(name, net, "batched", batch, device, **VARIANTS[v]) for v in variants}, steps)
 
 
 def main(argv=None):
@@ -142,6 +174,8 @@ def main(argv=None):
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast of the VAE forward")
     ap.add_argument("--compile", action="store_true", help="torch.compile the VAE loss")
     ap.add_argument("--default-malloc", action="store_true", help="leave glibc malloc's mmap threshold as it is")
+    ap.add_argument("--variants", nargs="+", choices=list(VARIANTS),
+                    help="time these variants of the batched implementation instead of --impl (one table per model)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -152,6 +186,11 @@ def main(argv=None):
     print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, net {args.net}, "
           f"batch {args.batch}, {args.steps} timed steps (median), bf16 {args.bf16}, compile {args.compile}, "
           f"malloc: {allocator}, load average {os.getloadavg()[0]:.2f}")
+    if device.type == "cuda":
+        print(f"GPU {torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda}, "
+              f"cuDNN TF32 {torch.backends.cudnn.allow_tf32}")
+    if args.variants:
+        return print_variants(args, device)
     cols = "".join(f"{impl + ' samp/s':>16}" for impl in args.impl)
     print(f"{'model':<15}{cols}{'batched/loop':>14}{'langevin %':>12}{'GFLOP/samp':>12}{'GFLOP/s':>10}")
     for name in args.models:
@@ -164,6 +203,19 @@ def main(argv=None):
               f"{gflop * first['sps']:>10.1f}", flush=True)
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.1f} GiB; "
           f"langevin % and GFLOP/s are for the {args.impl[0]} implementation")
+
+
+def print_variants(args, device):
+    for name in args.models:
+        res = bench_variants(name, args.net, args.variants, args.batch, args.steps, device)
+        base = res[args.variants[0]]["sps"]
+        print(f"{name} ({args.net}, batch {args.batch}):")
+        print(f"  {'variant':<10}{'samp/s':>10}{'step ms':>10}{'langevin %':>12}{'x ' + args.variants[0]:>12}")
+        for v, r in res.items():
+            print(f"  {v:<10}{r['sps']:>10.1f}{1e3 * r['step_s']:>10.2f}{100 * r['langevin']:>11.1f}%"
+                  f"{r['sps'] / base:>12.2f}", flush=True)
+    if device.type == "cuda":
+        print(f"peak GPU memory {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB")
 
 
 if __name__ == "__main__":

@@ -76,6 +76,8 @@ class ModelConfig:
     batched: bool = True          # PolyMNIST: all modality networks as one grouped computation (grouped
                                   # kernels on CUDA, copy by copy on CPU: see nets.py); False: per-modality loop
     channels_last: bool = True    # memory format of the grouped convs (where grouped kernels run)
+    langevin_graph: bool = True   # CUDA: the Langevin chain as one captured CUDA graph (langevin.LangevinGraph);
+                                  # False: the eager chain, as on CPU
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
@@ -193,19 +195,32 @@ def _load_experiment(name_or_path):
 def load_config(name_or_path, profile=None, overrides=()):
     """Experiment YAML (and its `base`), then the profile (configs/profiles/PROFILE.yaml), then
     the experiment's own adjustments to that profile (its `profiles: {PROFILE: ...}` section),
-    then `key=value` overrides."""
+    then `key=value` overrides. A profile with `base: OTHER` applies OTHER (both layers) first."""
     layers = [OmegaConf.structured(ExperimentConfig)]
     try:
         experiment = _load_experiment(name_or_path)
         own_profiles = experiment.pop("profiles", None) or {}
         layers.append(experiment)
         if profile is not None:
-            layers.append(OmegaConf.load(_config_file(profile, CONFIG_DIR / "profiles")))
-            layers.append(own_profiles.get(profile, {}))
+            layers += _profile_layers(profile, own_profiles)
         layers.append(OmegaConf.from_dotlist(list(overrides)))
         return OmegaConf.to_object(OmegaConf.merge(*layers))
     except (OmegaConfBaseException, ValueError) as e:
         raise ConfigError(f"bad config ({name_or_path}, profile {profile}, overrides {list(overrides)}): {e}") from e
+
+
+PROFILES = tuple(sorted(p.stem for p in (CONFIG_DIR / "profiles").glob("*.yaml")))
+
+
+def _profile_layers(profile, own_profiles, seen=()):
+    """The profile file and the experiment's section for it, after those of the profile it
+    names as `base` (gpu: the cpu recipe first, then what a GPU changes)."""
+    if profile in seen:
+        raise ConfigError(f"profile {profile!r} is its own base")
+    layer = OmegaConf.load(_config_file(profile, CONFIG_DIR / "profiles"))
+    base = layer.pop("base", None)
+    below = _profile_layers(base, own_profiles, (*seen, profile)) if base else []
+    return below + [layer, own_profiles.get(profile, {})]
 
 
 def to_dict(cfg):

@@ -8,7 +8,7 @@ import torch.nn as nn
 from torch.func import functional_call
 
 from .distributions import family
-from .langevin import sample_langevin
+from .langevin import LangevinGraph, sample_langevin
 from .nets import EnergyMLP
 
 
@@ -33,12 +33,17 @@ class UnitPrior(nn.Module):
 
 class EBMPrior(nn.Module):
     """Exponentially tilted base density p0 with energy f_alpha; sampled by short-run
-    Langevin dynamics started afresh from p0."""
+    Langevin dynamics started afresh from p0. On CUDA the chain runs as a captured graph
+    (langevin.LangevinGraph) unless graph=False; on CPU, and for return_chain, eagerly."""
 
-    def __init__(self, f_alpha, p0, n_steps=60, step_size=0.4, noise=True):
+    MAX_GRAPHS = 4  # batch shapes whose graphs are kept (training, probes, evaluation chunks)
+
+    def __init__(self, f_alpha, p0, n_steps=60, step_size=0.4, noise=True, graph=True):
         super().__init__()
         self.f_alpha, self.p0 = f_alpha, p0
         self.n_steps, self.step_size, self.noise = n_steps, step_size, noise
+        self.graph = graph
+        self._graphs = {}  # key -> LangevinGraph; not state: rebuilt on demand
 
     def energy(self, z):
         """f_alpha(z) - log p0(z): minus the unnormalized log density, per sample."""
@@ -53,7 +58,22 @@ class EBMPrior(nn.Module):
 
     def sample(self, n, return_chain=False):
         z0 = self.p0.sample(n)
+        if self.graph and z0.is_cuda and not return_chain:
+            return self._graph_for(z0)(z0)
         return sample_langevin(self.energy, z0, self.n_steps, self.step_size, self.noise, return_chain)
+
+    def _graph_for(self, z0):
+        """The captured chain for z0's shape and this module's current storage (a module moved
+        to another device, or parameters replaced, gets a new graph), under the same autocast."""
+        key = (tuple(z0.shape), z0.dtype, z0.device, torch.is_autocast_enabled(z0.device.type),
+               self.n_steps, self.step_size, self.noise,
+               tuple(t.data_ptr() for t in (*self.parameters(), *self.buffers())))
+        if key not in self._graphs:
+            while len(self._graphs) >= self.MAX_GRAPHS:
+                self._graphs.pop(next(iter(self._graphs)))  # the oldest
+            self._graphs[key] = LangevinGraph(self.energy, z0.shape, self.n_steps, self.step_size, self.noise,
+                                              z0.device, z0.dtype)
+        return self._graphs[key]
 
     def ebm_loss(self, z_post, z_neg=None):
         """mean f_alpha(z_posterior) - mean f_alpha(z_langevin): its alpha-gradient is minus the
@@ -68,5 +88,5 @@ def build_prior(cfg):
     if cfg.prior == "ebm":
         f_alpha = EnergyMLP(cfg.z_dim, cfg.ebm_hidden, cfg.ebm_act)
         return EBMPrior(f_alpha, UnitPrior(cfg.z_dim, cfg.ebm_base, cfg.prior_scale),
-                        cfg.langevin_steps, cfg.langevin_step_size, cfg.langevin_noise)
+                        cfg.langevin_steps, cfg.langevin_step_size, cfg.langevin_noise, cfg.langevin_graph)
     return UnitPrior(cfg.z_dim, cfg.prior, cfg.prior_scale)

@@ -1,4 +1,4 @@
-"""Training: python -m mmebm.train CONFIG [--profile cpu|paper] [--out RUN_DIR] [--resume | --warm-start WEIGHTS] [key=value ...]
+"""Training: python -m mmebm.train CONFIG [--profile cpu|gpu|paper] [--out RUN_DIR] [--resume | --warm-start WEIGHTS] [key=value ...]
 
 One loop for every model and dataset (PolyMNIST, CUB image-captions, CUB captions). Multi-GPU: `torchrun --nproc_per_node=N -m mmebm.train ...`
 (each rank trains on its shard of every batch; gradients are averaged across ranks before
@@ -19,7 +19,7 @@ import torch.distributed as dist
 import yaml
 from tqdm import tqdm
 
-from .config import ConfigError, from_dict, load_config, to_dict
+from .config import PROFILES, ConfigError, from_dict, load_config, to_dict
 from .data import load_experiment_data
 from .models import build_model, make_optimizers, train_step
 
@@ -376,7 +376,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m mmebm.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", help="name in configs/ (e.g. polymnist_mmvaeplus_ebm) or a YAML path")
-    p.add_argument("--profile", choices=["cpu", "paper"], help="scale the experiment (configs/profiles/)")
+    p.add_argument("--profile", choices=PROFILES, help="scale the experiment (configs/profiles/)")
     p.add_argument("--out", help="run folder (default runs/NAME-PROFILE)")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
     p.add_argument("--warm-start", metavar="WEIGHTS", help="continue shipped weights (e.g. weights/polymnist_mmvaeplus-cpu-s0) "

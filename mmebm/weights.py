@@ -53,12 +53,19 @@ def processor_name():
 
 def machine_info():
     """What a training time or a bit-exactness claim depends on."""
-    return {"processor": processor_name(), "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
+    info = {"processor": processor_name(), "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(),
             "sgemm_gflops": round(sgemm_gflops(), 1)}
+    if torch.cuda.is_available():  # a GPU run: the card and its CUDA
+        info |= {"gpu": torch.cuda.get_device_name(), "cuda": torch.version.cuda}
+    return info
 
 
 def git_commit(repo=Path(__file__).resolve().parents[1]):
+    """HEAD (+uncommitted if tracked files differ), or $MMEBM_COMMIT where the code is a copy
+    without its git history (a GPU machine that got the working tree only)."""
+    if os.environ.get("MMEBM_COMMIT"):
+        return os.environ["MMEBM_COMMIT"]
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,

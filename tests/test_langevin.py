@@ -118,3 +118,21 @@ def test_ebm_log_prob_is_tilted_base_and_frozen():
     lp.sum().backward()
     assert f.a.grad is None  # the VAE's view of the prior does not train alpha
     torch.testing.assert_close(z.grad, f.a.detach() - z.detach())
+
+
+def test_given_noise_is_the_noise_the_chain_draws():
+    # eps[k] replaces the k-th randn_like: the same draws give the same chain, bit for bit
+    # (the captured CUDA chain reads its noise this way: tests/test_cuda.py compares the two)
+    z0, energy = torch.randn(7, 3), lambda z: 0.5 * (z ** 4).sum(-1)
+    torch.manual_seed(3)
+    eps = torch.stack([torch.randn(7, 3) for _ in range(9)])
+    torch.manual_seed(3)
+    drawn = sample_langevin(energy, z0, n_steps=9, step_size=0.3)
+    given = sample_langevin(energy, z0, n_steps=9, step_size=0.3, eps=eps)
+    assert torch.equal(drawn, given)
+    assert not torch.equal(given, sample_langevin(energy, z0, n_steps=9, step_size=0.3, eps=eps.flip(0)))
+
+
+def test_prior_chain_is_eager_on_cpu():
+    prior = EBMPrior(nn.Linear(4, 1), UnitPrior(4))
+    assert prior.graph and prior.sample(5).shape == (5, 4) and not prior._graphs

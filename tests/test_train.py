@@ -82,6 +82,29 @@ def test_every_config_and_profile_loads():
     assert load_config("polymnist_mmvaeplus", "paper").train.epochs == 250
 
 
+def test_gpu_profile_is_the_cpu_recipe_batched_and_polymnist_at_the_papers_batch():
+    """`base: cpu` applies the cpu profile and each experiment's cpu section first; the gpu
+    profile then changes only what its file names."""
+    from mmebm.config import to_dict
+
+    for name in ("polymnist_mmvae", "polymnist_mmvaeplus_ebm", "polymnist_mopoe", "cub_mmvaeplus_ebm"):
+        cpu, gpu = to_dict(load_config(name, "cpu")), to_dict(load_config(name, "gpu"))
+        changed = {(part, k) for part in cpu if isinstance(cpu[part], dict) for k in cpu[part] if cpu[part][k] != gpu[part][k]}
+        polymnist = name.startswith("polymnist")
+        assert changed <= {("model", "batched"), *[("train", "batch_size")] * polymnist}, (name, changed)
+        assert gpu["model"]["batched"] and gpu["train"]["batch_size"] == (128 if polymnist else cpu["train"]["batch_size"])
+
+
+def test_a_profile_that_is_its_own_base_is_an_error(tmp_path, monkeypatch):
+    import mmebm.config as config
+
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "loop.yaml").write_text("base: loop\n")
+    monkeypatch.setattr(config, "CONFIG_DIR", tmp_path)
+    with pytest.raises(ConfigError, match="its own base"):
+        config._profile_layers("loop", {})
+
+
 def test_paper_profile_stays_the_papers():
     """The cpu recipe lives in profile sections; the paper profile keeps the MMVAE+ settings."""
     for name in ("polymnist_mmvae", "polymnist_mmvae_ebm", "polymnist_mmvaeplus", "polymnist_mmvaeplus_ebm"):
