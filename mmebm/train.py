@@ -259,9 +259,10 @@ def train(cfg, out_dir, resume=False, progress=True, warm_start=None):
             opt_ebm.load_state_dict(state["opt_ebm"])
         step = state["step"]
         history, wall_before = state.get("history", []), state.get("train_wall_s", 0.0)
-        torch.set_rng_state(state["rng"][rank] if rank < len(state["rng"]) else state["rng"][0])
+        # RNG states are CPU byte tensors, whatever map_location moved the checkpoint to
+        torch.set_rng_state((state["rng"][rank] if rank < len(state["rng"]) else state["rng"][0]).cpu())
         if device.type == "cuda" and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"][min(rank, len(state["cuda_rng"]) - 1)])
+            torch.cuda.set_rng_state(state["cuda_rng"][min(rank, len(state["cuda_rng"]) - 1)].cpu())
 
     per_epoch = len(data) // tc.batch_size  # full batches only: every step sees the same batch size
     if per_epoch == 0:
