@@ -6,10 +6,13 @@ PY := $(VENV)/bin/python
 # The raw data: $MMEBM_DATA, else the shared folder beside the repository, else data/raw.
 MMEBM_DATA ?= $(firstword $(wildcard $(abspath ../shared/data)) $(CURDIR)/data/raw)
 export MMEBM_DATA
-# `paper` with CUDA, `cpu` otherwise; `make reproduce PROFILE=...` overrides.
-PROFILE ?= $(shell [ -x $(PY) ] && $(PY) -c "import torch; print('paper' if torch.cuda.is_available() else 'cpu')" 2>/dev/null || echo cpu)
+# `gpu` with CUDA (its shipped weights, evaluated in minutes), `cpu` otherwise; `make reproduce PROFILE=...`
+# overrides (`paper` ships no weights: `make reproduce PROFILE=paper TRAIN=1` trains it, after printing the
+# measured step time and the expected total).
+PROFILE ?= $(shell [ -x $(PY) ] && $(PY) -m mmebm.runs default-profile 2>/dev/null || echo cpu)
 NOTEBOOKS := 00_polymnist 01_objectives 02_models 03_results 04_cub
-# TRAIN=1: train every PolyMNIST run and both CUB models from scratch instead of evaluating the weights shipped in weights/
+# TRAIN=1: train every PolyMNIST run and both CUB models from scratch instead of evaluating the weights shipped in
+# weights/ (without it, a run that is neither shipped nor in runs/ stops with a message that says how to train it)
 TRAIN ?= 0
 TRAIN_FLAG := $(if $(filter 1 yes true,$(TRAIN)),-p train_models True,)
 PAPERMILL := $(PY) -m papermill --cwd notebooks --kernel python3 --no-progress-bar

@@ -60,10 +60,17 @@ def ensure_experiments(configs, profile, runs_dir, overrides=(), weights_dir=Non
             {name: r[2] for name, r in runs.items()})
 
 
+class MissingWeights(FileNotFoundError):
+    """A run is neither shipped nor trained here, and training was not asked for."""
+
+
 def ensure_run(config, profile, run_folder, weights_dir=None, overrides=()):
-    """Shipped weights from WEIGHTS_DIR/<run_folder's name> where they exist (unless weights_dir
-    is None), installed into <run_folder>-shipped with this machine's data settings; else
-    `ensure_trained` into run_folder. Returns (model, run folder, "shipped" | "trained here")."""
+    """Shipped weights from WEIGHTS_DIR/<run_folder's name> where they exist, installed into
+    <run_folder>-shipped with this machine's data settings; else the run already in run_folder
+    (resumed if unfinished). weights_dir None: train (or resume) run_folder instead of looking
+    for shipped weights. A run neither shipped nor started here raises MissingWeights, which
+    says how to train it: `make reproduce` trains only when asked (TRAIN=1).
+    Returns (model, run folder, "shipped" | "trained here")."""
     d = Path(run_folder)
     shipped = None if weights_dir is None else Path(weights_dir) / d.name
     if shipped is not None and (shipped / "manifest.json").is_file():
@@ -71,9 +78,67 @@ def ensure_run(config, profile, run_folder, weights_dir=None, overrides=()):
         here = load_config(config, profile, overrides).data
         print(f"{d.name}: shipped weights {shipped}")
         return install_shipped(shipped, d, here), d, "shipped"
-    if weights_dir is not None:
-        print(f"{d.name}: no shipped weights at {shipped}; training here")
+    if weights_dir is not None and not (d / "checkpoint.pt").is_file():
+        raise MissingWeights(f"the {profile!r} profile ships no weights for {d.name} (looked in {shipped}), and "
+                             f"{d} holds no run: train it with `make reproduce PROFILE={profile} TRAIN=1` (it prints "
+                             f"the measured step time and the expected total first), or `python -m mmebm.train "
+                             f"{config} --profile {profile}`")
     return ensure_trained(config, profile, d, overrides)[0], d, "trained here"
+
+
+def step_seconds(cfg, n_steps=2):
+    """Median wall time of one training step of `cfg` on its device, after one warm-up step,
+    measured on a batch of its training data with a throwaway model and optimizers."""
+    from .data import load_experiment_data
+    from .models import build_model, make_optimizers, train_step
+    from .train import resolve_device, set_vocab_size
+
+    device = resolve_device(cfg.train.device)
+    with torch.random.fork_rng(devices=[]):  # leave the caller's random stream alone
+        data, take = load_experiment_data(cfg, "train", device, cfg.train.batch_size)
+        set_vocab_size(cfg, data)
+        model = build_model(cfg.model).to(device)
+        opts = make_optimizers(model, cfg.train.lr, cfg.train.amsgrad)
+        x = take(torch.arange(cfg.train.batch_size, device=device))
+        times = []
+        for _ in range(n_steps + 1):
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            t = time.perf_counter()
+            train_step(model, x, *opts)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            times.append(time.perf_counter() - t)
+    return sorted(times[1:])[len(times[1:]) // 2]
+
+
+def training_plan(configs, profile, seeds, overrides=(), measure=step_seconds):
+    """Before training: each config's measured step time and steps, and the expected total over
+    its seeds (probes and evaluation not included); prints the plan and returns the total seconds."""
+    total, lines = 0.0, []
+    for name in configs:
+        n = len(seeds[name] if isinstance(seeds, dict) else seeds)
+        cfg = load_config(name, profile, overrides)
+        steps = cfg.train.max_steps or 0
+        if cfg.train.max_steps is None or cfg.data.limit is None:
+            from .data import load_experiment_data  # the run length needs the data's size
+
+            data, _ = load_experiment_data(cfg, "train", "cpu", cfg.data.limit)
+            per_epoch = len(data) // cfg.train.batch_size
+            steps = per_epoch * cfg.train.epochs if cfg.train.max_steps is None else min(steps, per_epoch * cfg.train.epochs)
+        s = measure(cfg)
+        total += s * steps * n
+        lines.append(f"  {name}: {s:.3f} s/step x {steps:,} steps x {n} seed(s) = {s * steps * n / 60:,.1f} min")
+    print(f"training {profile!r} here: measured step times and the expected total (probes and evaluation extra)")
+    print("\n".join(lines))
+    print(f"  expected total: {total / 60:,.1f} min ({total / 3600:,.1f} h)", flush=True)
+    return total
+
+
+def default_profile(weights_dir=Path(__file__).resolve().parents[1] / "weights"):
+    """What `make reproduce` runs: `gpu` where CUDA is available and weights/ ships gpu runs, else `cpu`."""
+    has_gpu_weights = any(Path(weights_dir).glob("*-gpu-s*/manifest.json"))
+    return "gpu" if torch.cuda.is_available() and has_gpu_weights else "cpu"
 
 
 def install_shipped(weights_dir, run_dir, data=None):
@@ -102,7 +167,12 @@ def install_shipped(weights_dir, run_dir, data=None):
     return model
 
 
-INDEX_FILE = "polymnist_runs.json"
+INDEX_FILE = "polymnist_runs.json"  # the runs of the profile 02_models ran; the other profiles': index_file(profile)
+
+
+def index_file(profile=None):
+    """The run list 02_models writes for its own profile (None), or for another shipped profile."""
+    return INDEX_FILE if profile is None else f"polymnist_runs-{profile}.json"
 
 
 def shipped_seeds(weights_dir, config, profile):
@@ -111,21 +181,21 @@ def shipped_seeds(weights_dir, config, profile):
     return sorted(int(s) for s in suffixes if s.isdigit())
 
 
-def ensure_seeded_runs(configs, profile, seeds, runs_dir, weights_dir=None, overrides=()):
+def ensure_seeded_runs(configs, profile, seeds, runs_dir, weights_dir=None, overrides=(), index=INDEX_FILE):
     """The runs of `configs` x `seeds` (a list for every config, or {config: list}): shipped
     weights from WEIGHTS_DIR/<config>-<profile>-s<seed> where they exist (unless weights_dir is
     None), installed into RUNS_DIR/<that name>-shipped, else trained (or resumed) with
-    train.seed=seed into RUNS_DIR/<config>-<profile>-s<seed>. Writes RUNS_DIR/polymnist_runs.json,
-    the list the results notebook reads. Returns {(config, seed): (model, run folder, "shipped" | "trained here")}."""
+    train.seed=seed into RUNS_DIR/<config>-<profile>-s<seed>. Writes RUNS_DIR/<index>
+    (polymnist_runs.json), the list the results notebook reads. Returns {(config, seed): (model, run folder, "shipped" | "trained here")}."""
     out = {}
     for name in configs:
         for seed in (seeds[name] if isinstance(seeds, dict) else seeds):
             out[name, seed] = ensure_run(name, profile, run_dir(runs_dir, name, profile, seed), weights_dir,
                                          [*overrides, f"train.seed={seed}"])
-    index = [{"config": name, "seed": seed, "run": str(d), "weights": source}
-             for (name, seed), (_, d, source) in out.items()]
+    runs = [{"config": name, "seed": seed, "run": str(d), "weights": source}
+            for (name, seed), (_, d, source) in out.items()]
     Path(runs_dir).mkdir(parents=True, exist_ok=True)
-    (Path(runs_dir) / INDEX_FILE).write_text(json.dumps({"profile": profile, "runs": index}, indent=2) + "\n")
+    (Path(runs_dir) / index).write_text(json.dumps({"profile": profile, "runs": runs}, indent=2) + "\n")
     return out
 
 
@@ -142,6 +212,18 @@ def ensure_evaluated(run_dir, classifiers_dir, n_joint=10_000, device="auto"):
     return evaluate(run_dir, classifiers_dir, n_joint, device, progress=False)
 
 
+def main(argv=None):
+    """`python -m mmebm.runs default-profile`: the profile `make reproduce` picks on this machine."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if args != ["default-profile"]:
+        print("usage: python -m mmebm.runs default-profile", file=sys.stderr)
+        return 2
+    print(default_profile())
+    return 0
+
+
 def coherence_table(metrics):
     """A plain-text table of joint / cross coherence (and joint with z ~ p0) per run."""
     lines = [f"{'model':<26}{'joint':>8}{'cross':>8}{'joint, z~p0':>13}"]
@@ -149,3 +231,7 @@ def coherence_table(metrics):
         p0 = f"{m['joint_coherence_p0']:.3f}" if "joint_coherence_p0" in m else "-"
         lines.append(f"{name:<26}{m['joint_coherence']:>8.3f}{m['cross_coherence']:>8.3f}{p0:>13}")
     return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

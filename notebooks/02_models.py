@@ -109,7 +109,7 @@
 # from scratch. Either way the runs land in `runs/`, and the table says which it shows.
 
 # %% tags=["parameters"]
-profile = "cpu"  # cpu | paper
+profile = "cpu"  # cpu | gpu | paper
 data_root = None  # raw data (None: $MMEBM_DATA)
 polymnist_dir = "../data/polymnist"
 runs_dir = "../runs"
@@ -127,6 +127,7 @@ classifier_epochs = 6  # as the shipped classifiers (weights/classifiers)
 classifier_limit = None
 experiments = ["polymnist_mmvae", "polymnist_mmvae_ebm", "polymnist_mmvaeplus", "polymnist_mmvaeplus_ebm",
                "polymnist_mopoe", "polymnist_mvtcae", "polymnist_mmjsd"]
+compare_profiles = ["cpu", "gpu"]  # other profiles whose shipped runs join the table (evaluated, never trained)
 
 # %% tags=["nbval-ignore-output"]
 import torch
@@ -134,7 +135,8 @@ import torch
 from mmebm import plots
 from mmebm.data import PolyMNIST, data_root as resolve_data_root, ensure_polymnist
 from mmebm.report import best_source, median_seed
-from mmebm.runs import coherence_table, ensure_classifiers, ensure_evaluated, ensure_seeded_runs, shipped_seeds
+from mmebm.runs import (coherence_table, ensure_classifiers, ensure_evaluated, ensure_seeded_runs, index_file,
+                        shipped_seeds, training_plan)
 
 root = resolve_data_root(data_root)
 ensure_polymnist(polymnist_dir, root / "mnist", root / "polymnist" / "backgrounds", progress=False)
@@ -163,7 +165,9 @@ for sigma, acc in classifiers.blurred_test_accuracy.items():
 # Each run lives in `runs/<config>-<profile>-s<seed>/` (checkpoint, `metrics.csv`,
 # `config.yaml`). A finished run is loaded, an interrupted one resumes exactly where it
 # stopped. While training, the trainer measures coherence every `train.eval_every` steps (the
-# learning curves that `03_results` draws).
+# learning curves that `03_results` draws). Before it trains, it measures a step of each model
+# on this machine and prints the expected total. Without `train_models`, a run that is neither
+# shipped nor already in `runs/` is an error that says how to train it.
 
 # %% tags=["nbval-ignore-output"]
 config_overrides = [f"data.root={polymnist_dir}", f"train.device={device}",
@@ -171,8 +175,17 @@ config_overrides = [f"data.root={polymnist_dir}", f"train.device={device}",
 if seeds is None:
     seeds = [0] if train_models else {name: shipped_seeds(weights_dir, name, profile) or [0] for name in experiments}
 seeds = seeds if isinstance(seeds, dict) else {name: list(seeds) for name in experiments}
+if train_models:
+    training_plan(experiments, profile, seeds, config_overrides)
 runs = ensure_seeded_runs(experiments, profile, seeds, runs_dir, None if train_models else weights_dir,
                           config_overrides)
+# the other profiles' shipped runs (e.g. the gpu profile's beside the cpu one's), for the table
+others = {}
+for other in compare_profiles:
+    other_seeds = {name: shipped_seeds(weights_dir, name, other) for name in experiments}
+    if other != profile and any(other_seeds.values()):
+        others[other] = ensure_seeded_runs([n for n in experiments if other_seeds[n]], other, other_seeds, runs_dir,
+                                           weights_dir, config_overrides, index=index_file(other))
 
 # %% [markdown]
 # ## Coherence
@@ -187,6 +200,10 @@ runs = ensure_seeded_runs(experiments, profile, seeds, runs_dir, None if train_m
 metrics = {(name, k): ensure_evaluated(d, classifiers_dir, n_joint, device) for (name, k), (_, d, _) in runs.items()}
 print(coherence_table({f"{name} s{k}": m for (name, k), m in metrics.items()}))
 print("weights:", sorted({source for _, _, source in runs.values()}))
+for other, other_runs in others.items():
+    print(f"\nprofile {other} (shipped):")
+    print(coherence_table({f"{name} s{k}": ensure_evaluated(d, classifiers_dir, n_joint, device)
+                           for (name, k), (_, d, _) in other_runs.items()}))
 
 # %% [markdown]
 # ## Joint generation

@@ -38,7 +38,7 @@
 #   posterior clusters, with Langevin samples.
 
 # %% tags=["parameters"]
-profile = "cpu"
+profile = "cpu"  # cpu | gpu | paper
 polymnist_dir = "../data/polymnist"
 runs_dir = "../runs"
 figures_dir = "../figures"
@@ -56,7 +56,7 @@ import torch
 from mmebm import plots
 from mmebm.data import PolyMNIST
 from mmebm.report import best_source, fmt_mean_sd, learning_curve, mean_sd, median_seed, wilson_interval
-from mmebm.runs import INDEX_FILE
+from mmebm.runs import INDEX_FILE, index_file
 from mmebm.train import load_checkpoint, load_run
 from mmebm.weights import train_wall_seconds
 
@@ -86,21 +86,38 @@ if missing:
     raise FileNotFoundError(f"runs missing or not evaluated: {missing}; run 02_models first")
 metrics = {key: json.loads((d / "metrics.json").read_text()) for key, d in runs.items()}
 
+
+def other_profile(path):
+    """(runs, seeds, metrics) of another profile's evaluated shipped runs (02_models' compare_profiles)."""
+    entries = [r for r in json.loads(path.read_text())["runs"] if r["config"] in MODELS]
+    runs_ = {(r["config"], r["seed"]): Path(r["run"]) for r in entries}
+    runs_ = {key: d for key, d in runs_.items() if (d / "metrics.json").is_file()}
+    seeds_ = {name: sorted(k for n, k in runs_ if n == name) for name in MODELS}
+    return runs_, {n: ks for n, ks in seeds_.items() if ks}, {key: json.loads((d / "metrics.json").read_text())
+                                                             for key, d in runs_.items()}
+
+
+# the rows of the table: this profile's runs, then those of the other profiles that 02_models evaluated
+groups = {profile: (runs, seeds, metrics)}
+for path in sorted(Path(runs_dir).glob(index_file("*"))):
+    other = json.loads(path.read_text())["profile"]
+    if other != profile:
+        groups[other] = other_profile(path)
+
 # %% [markdown]
 # ## The table
 #
 # One row per model: coherence as mean ± sd over the seeds, the poster's beside it, and what
 # the numbers cost. "weights" says whether the runs were trained by this `make reproduce`
 # or shipped with the repository (then the manifest says where and when they were trained).
+# Below this profile's rows come those of the other profiles whose shipped runs `02_models`
+# evaluated (`compare_profiles`: the gpu profile's beside the cpu profile's), judged alike.
 
 # %%
 def source(d):
     """("shipped", its manifest) or ("trained here", None) for a run folder."""
     manifest = load_checkpoint(d / "checkpoint.pt").get("shipped")
     return ("shipped", manifest) if manifest else ("trained here", None)
-
-
-sources = {key: source(d) for key, d in runs.items()}  # one checkpoint read per run
 
 
 def nets(model):
@@ -111,45 +128,57 @@ def nets(model):
     return f"conv, LeakyReLU {leak:g}" if leak else "conv, ReLU"
 
 
+def trained_on(manifest):
+    return (manifest["machine"].get("gpu") or manifest["machine"]["processor"]) if manifest else "this machine"
+
+
 rows, per_run, summary = {}, [], []
-for name, (label, paper_joint, paper_cross) in MODELS.items():
-    ms = [metrics[name, k] for k in seeds[name]]
-    cfg = ms[0]["config"]
-    for key in ("joint_coherence", "cross_coherence"):
-        mean, sd = mean_sd(m[key] for m in ms)
-        summary.append({"model": label, "metric": key, "mean": round(mean, 4), "sd": round(sd, 4), "seeds": len(ms)})
-    kinds = {sources[name, k][0] for k in seeds[name]}
-    # shipped runs: the manifest's wall time (a run stopped from outside has none in metrics.csv)
-    minutes = [(sources[name, k][1] or {}).get("train_wall_s", train_wall_seconds(runs[name, k] / "metrics.csv")) / 60
-               for k in seeds[name]]
-    rows[name] = {
-        "model": label,
-        "joint (ours)": fmt_mean_sd(m["joint_coherence"] for m in ms),
-        "cross (ours)": fmt_mean_sd(m["cross_coherence"] for m in ms),
-        "joint, z~p0 (ours)": fmt_mean_sd(m["joint_coherence_p0"] for m in ms) if "joint_coherence_p0" in ms[0] else "",
-        "joint (paper)": paper_joint,
-        "cross (paper)": paper_cross,
-        "seeds": len(seeds[name]),
-        "profile": profile,
-        "weights": "/".join(sorted(kinds)),
-        "nets": nets(cfg["model"]),
-        "steps": "/".join(sorted({str(m["step"]) for m in ms})),
-        "batch": cfg["train"]["batch_size"],
-        "train min per run": f"{sum(minutes) / len(minutes):.0f}",
-        "test tuples": ms[0]["n_test"],
-        "joint samples": ms[0]["n_joint"],
-    }
-    for k, m in zip(seeds[name], ms):
-        n = m["n_joint"]
-        lo, hi = wilson_interval(round(m["joint_coherence"] * n), n)
-        kind, manifest = sources[name, k]
-        coherent = m["joint_coherent_digit_histogram"]
-        per_run.append({"model": label, "seed": k, "joint": round(m["joint_coherence"], 4),
-                        "joint 95% low": round(lo, 4), "joint 95% high": round(hi, 4),
-                        "coherent: commonest digit": f"{max(range(10), key=coherent.__getitem__)} "
-                                                     f"({max(coherent) / max(sum(coherent), 1):.0%})",
-                        "cross": round(m["cross_coherence"], 4), "steps": m["step"], "weights": kind,
-                        "trained on": manifest["machine"]["processor"] if manifest else "this machine"})
+for prof, (runs_, seeds_, metrics_) in groups.items():
+    sources_ = {key: source(d) for key, d in runs_.items()}  # one checkpoint read per run
+    if prof == profile:
+        sources = sources_
+    for name, (label, paper_joint, paper_cross) in MODELS.items():
+        if not seeds_.get(name):
+            continue
+        ms = [metrics_[name, k] for k in seeds_[name]]
+        cfg = ms[0]["config"]
+        for key in ("joint_coherence", "cross_coherence"):
+            mean, sd = mean_sd(m[key] for m in ms)
+            summary.append({"model": label, "profile": prof, "metric": key, "mean": round(mean, 4), "sd": round(sd, 4),
+                            "seeds": len(ms)})
+        kinds = {sources_[name, k][0] for k in seeds_[name]}
+        # shipped runs: the manifest's wall time (a run stopped from outside has none in metrics.csv)
+        minutes = [(sources_[name, k][1] or {}).get("train_wall_s", train_wall_seconds(runs_[name, k] / "metrics.csv"))
+                   / 60 for k in seeds_[name]]
+        rows[name, prof] = {
+            "model": label,
+            "joint (ours)": fmt_mean_sd(m["joint_coherence"] for m in ms),
+            "cross (ours)": fmt_mean_sd(m["cross_coherence"] for m in ms),
+            "joint, z~p0 (ours)": fmt_mean_sd(m["joint_coherence_p0"] for m in ms) if "joint_coherence_p0" in ms[0] else "",
+            "joint (paper)": paper_joint,
+            "cross (paper)": paper_cross,
+            "seeds": len(seeds_[name]),
+            "profile": prof,
+            "weights": "/".join(sorted(kinds)),
+            "nets": nets(cfg["model"]),
+            "steps": "/".join(str(m["step"]) for m in ms) if len({m["step"] for m in ms}) > 1 else str(ms[0]["step"]),
+            "batch": cfg["train"]["batch_size"],
+            "train min per run": f"{sum(minutes) / len(minutes):.0f}",
+            "trained on": "/".join(sorted({trained_on(sources_[name, k][1]) for k in seeds_[name]})),
+            "test tuples": ms[0]["n_test"],
+            "joint samples": ms[0]["n_joint"],
+        }
+        for k, m in zip(seeds_[name], ms):
+            n = m["n_joint"]
+            lo, hi = wilson_interval(round(m["joint_coherence"] * n), n)
+            kind, manifest = sources_[name, k]
+            coherent = m["joint_coherent_digit_histogram"]
+            per_run.append({"model": label, "profile": prof, "seed": k, "joint": round(m["joint_coherence"], 4),
+                            "joint 95% low": round(lo, 4), "joint 95% high": round(hi, 4),
+                            "coherent: commonest digit": f"{max(range(10), key=coherent.__getitem__)} "
+                                                         f"({max(coherent) / max(sum(coherent), 1):.0%})",
+                            "cross": round(m["cross_coherence"], 4), "steps": m["step"], "weights": kind,
+                            "trained on": trained_on(manifest)})
 
 
 def markdown(rows):
@@ -169,10 +198,11 @@ Path(figures_dir).mkdir(parents=True, exist_ok=True)
 write_csv(Path(figures_dir) / "table_polymnist.csv", summary)  # numbers: mean and sd per model and metric
 write_csv(Path(figures_dir) / "table_polymnist_runs.csv", per_run)
 table = markdown(list(rows.values()))
+others_note = "".join(f", then the shipped runs of profile `{p}`" for p in groups if p != profile)
 n_joint = metrics[next(iter(runs))]["n_joint"]
 (Path(figures_dir) / "table_polymnist.md").write_text(
-    f"PolyMNIST coherence, profile `{profile}` (ours: mean ± sd over the seeds of each model) beside the "
-    f"poster's numbers.\n\n{table}\n\nPer run: joint coherence of {n_joint} prior samples with its "
+    f"PolyMNIST coherence, profile `{profile}`{others_note} (ours: mean ± sd over the seeds of each model) "
+    f"beside the poster's numbers.\n\n{table}\n\nPer run: joint coherence of {n_joint} prior samples with its "
     f"95 % Wilson interval, and the commonest digit among the coherent samples with its share (near 100 %: "
     f"the joint coherence counts one digit, a mode of the prior or a blur that every classifier reads "
     f"alike).\n\n{markdown(per_run)}\n")
@@ -191,7 +221,7 @@ columns = ["model", "joint (ours)", "cross (ours)", "joint (paper)", "cross (pap
 generalized = []
 for name in GENERALIZED_TABLE:
     label, paper_joint, paper_cross = {**PAPER, **BASELINES}[name]
-    ours = rows.get(name, {"joint (ours)": "not run", "cross (ours)": "not run"})
+    ours = rows.get((name, profile), {"joint (ours)": "not run", "cross (ours)": "not run"})
     generalized.append({c: ours.get(c, "") for c in columns}
                        | {"model": label, "joint (paper)": f"{paper_joint:.3f}", "cross (paper)": f"{paper_cross:.3f}"})
 table_generalized = markdown(generalized)

@@ -49,7 +49,7 @@
 # distribution, and greedy decoding takes the most likely word at each position.
 
 # %% tags=["parameters"]
-profile = "cpu"  # cpu | paper
+profile = "cpu"  # cpu | gpu | paper
 data_root = None  # the folder holding cub/ (None: $MMEBM_DATA)
 cache_dir = "../data/cub"  # processed captions / images are cached here
 runs_dir = "../runs"
@@ -77,7 +77,7 @@ from mmebm import plots
 from mmebm.captions import BigramScore, caption_chain, caption_measures, to_text, word_accuracy
 from mmebm.colours import cross_colour_coherence, real_colour_coherence, table_cell
 from mmebm.data import CUBCaptions, CUBImageCaptions, DataError, data_root as resolve_data_root
-from mmebm.runs import ensure_experiments
+from mmebm.runs import MissingWeights, ensure_experiments, training_plan
 from mmebm.weights import read_manifest
 
 root = resolve_data_root(data_root)
@@ -123,8 +123,17 @@ print("first training caption:", vocab.decode(train_text.captions[0]))
 # %% tags=["nbval-ignore-output"]
 config_overrides = [f"data.root={root}", f"data.cache_dir={cache_dir}", f"train.seed={seed}",
                     f"train.device={device}", *overrides]
-models, run_dirs, sources = ensure_experiments(experiments, profile, runs_dir, config_overrides,
-                                               None if train_models else weights_dir)
+if train_models:
+    training_plan(experiments, profile, [seed], config_overrides)
+try:
+    models, run_dirs, sources = ensure_experiments(experiments, profile, runs_dir, config_overrides,
+                                                   None if train_models else weights_dir)
+except MissingWeights as missing:  # e.g. the gpu profile, which ships PolyMNIST runs only
+    if profile == "cpu":
+        raise
+    print(f"{missing}\n-> this notebook shows the cpu profile's shipped CUB runs instead")
+    profile = "cpu"
+    models, run_dirs, sources = ensure_experiments(experiments, profile, runs_dir, config_overrides, weights_dir)
 gauss, ebm = (models[name] for name in experiments)
 for name, model in models.items():  # shipped weights decode words by their index in the vocabulary they trained on
     if model.cfg.vocab_size != len(vocab):

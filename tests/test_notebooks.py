@@ -59,7 +59,7 @@ def tiny_parameters(name, data_root, polymnist_dir, tmp, request):
         "00_polymnist": dict(common, out_dir=str(tmp / "polymnist"), limit=1000, n_show=4),
         "01_objectives": dict(common, n_samples=2000, n_iters=60, n_iters_vae=60, batch_size=128),
         "04_cub": dict(common, runs_dir=str(tmp / "runs"), cache_dir=str(tmp / "cub_cache"), device="cpu",
-                       weights_dir=str(tmp / "no_weights"),
+                       weights_dir=str(tmp / "no_weights"), train_models=True,
                        overrides=TINY_CUB, n_chains=3, chain_show=[0, 2, 5], n_show=3, n_score=50, n_colour=100),
     }[name]
 
