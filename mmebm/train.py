@@ -195,17 +195,14 @@ def warm_start_state(weights_dir, cfg):
             "history": manifest.get("history", []) + [segment], "curves": Path(weights_dir) / "metrics.csv"}
 
 
-def train(cfg, out_dir, resume=False, progress=True, warm_start=None):
-    """Train `cfg` (an ExperimentConfig) into `out_dir`; returns the final step. progress=False
-    hides the progress bar (headless notebooks would keep every refresh as a line). warm_start:
-    a folder of shipped weights of the same config to continue from (fresh optimizer state)."""
+def start_process(tc):
+    """(distributed, rank, world, device) of this process: torch.distributed where torchrun set
+    RANK and WORLD_SIZE (nccl on CUDA, else gloo), one device per rank."""
     distributed = "RANK" in os.environ and "WORLD_SIZE" in os.environ
     rank, world = 0, 1
     if distributed:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
         rank, world = dist.get_rank(), dist.get_world_size()
-    main = rank == 0
-    tc = cfg.train
     device = resolve_device(tc.device)
     if device.type == "cuda" and distributed:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
@@ -214,163 +211,217 @@ def train(cfg, out_dir, resume=False, progress=True, warm_start=None):
         keep_freed_memory()  # reuse freed blocks instead of page-faulting fresh ones
     if tc.batch_size % world:
         raise ConfigError(f"train.batch_size={tc.batch_size} must be divisible by the {world} processes")
+    return distributed, rank, world, device
 
-    out_dir = Path(out_dir)
-    ckpt_path = out_dir / "checkpoint.pt"
-    torch.manual_seed(tc.seed)
-    data, take = load_experiment_data(cfg, "train", device, cfg.data.limit)
-    set_vocab_size(cfg, data)
-    model = build_model(cfg.model).to(device)
-    if distributed:  # start every rank from rank 0's parameters, then draw different noise per rank
-        for t in model.state_dict().values():
-            dist.broadcast(t, 0)
-        torch.manual_seed(tc.seed + rank)
-    opt_vae, opt_ebm = make_optimizers(model, tc.lr, tc.amsgrad)
-    step = 0
-    # Earlier segments of a warm-started run ([] otherwise) and the training time of this run so
-    # far, coherence probes excluded: kept in every checkpoint, so a run stopped from outside
-    # still knows what it cost.
-    history, wall_before = [], 0.0
+
+class Session:
+    """One process's share of a run: the data, model and optimizers, where the run stands (step,
+    earlier warm-started segments, training time before this process), and its outputs."""
+
+    def __init__(self, cfg, out_dir, distributed, rank, world, device):
+        self.cfg, self.out_dir, self.device = cfg, Path(out_dir), device
+        self.distributed, self.rank, self.world, self.main = distributed, rank, world, rank == 0
+        self.ckpt_path = self.out_dir / "checkpoint.pt"
+        tc = cfg.train
+        torch.manual_seed(tc.seed)
+        self.data, self.take = load_experiment_data(cfg, "train", device, cfg.data.limit)
+        set_vocab_size(cfg, self.data)
+        self.model = build_model(cfg.model).to(device)
+        if distributed:  # start every rank from rank 0's parameters, then draw different noise per rank
+            for t in self.model.state_dict().values():
+                dist.broadcast(t, 0)
+            torch.manual_seed(tc.seed + rank)
+        self.opt_vae, self.opt_ebm = make_optimizers(self.model, tc.lr, tc.amsgrad)
+        # Earlier segments of a warm-started run ([] otherwise) and the training time of this run
+        # before this process, coherence probes excluded: kept in every checkpoint, so a run
+        # stopped from outside still knows what it cost.
+        self.step, self.history, self.wall_before = 0, [], 0.0
+        self.t0, self.eval_s = time.perf_counter(), 0.0
+
+    def warm_start(self, weights_dir):
+        """Continue shipped weights of the same config (a new run folder, a fresh optimizer)."""
+        if self.ckpt_path.is_file():
+            raise ConfigError(f"--warm-start: {self.ckpt_path} exists; warm-start into a new --out, or --resume that run")
+        state = warm_start_state(weights_dir, self.cfg)
+        self.model.load_state_dict(state["model"])
+        self.step, self.history = state["step"], state["history"]
+        torch.manual_seed(self.cfg.train.seed * 1_000_003 + self.step + self.rank)  # fixed by (seed, step, rank)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / "metrics.csv").write_bytes(state["curves"].read_bytes())  # the curves continue
+
+    def resume(self):
+        """Continue from checkpoint.pt exactly: parameters, optimizers, step and random streams."""
+        if not self.ckpt_path.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint at {self.ckpt_path}; start without --resume")
+        state = load_checkpoint(self.ckpt_path, self.device)
+        if state.get("shipped"):
+            raise ConfigError(f"--resume: {self.ckpt_path} holds shipped weights without optimizer state; "
+                              "train into a new --out (or delete the folder) to train from scratch")
+        # through from_dict first: a checkpoint from before a config key existed gets its default
+        if _comparable(to_dict(from_dict(state["config"]))) != _comparable(to_dict(self.cfg)):
+            raise ConfigError(f"--resume: the config differs from the one in {self.ckpt_path}; "
+                              "resume with the same config and overrides, or train into a new --out")
+        self.model.load_state_dict(state["model"])
+        self.opt_vae.load_state_dict(state["opt_vae"])
+        if self.opt_ebm is not None:
+            self.opt_ebm.load_state_dict(state["opt_ebm"])
+        self.step = state["step"]
+        self.history, self.wall_before = state.get("history", []), state.get("train_wall_s", 0.0)
+        # RNG states are CPU byte tensors, whatever map_location moved the checkpoint to
+        rank, rng = self.rank, state["rng"]
+        torch.set_rng_state((rng[rank] if rank < len(rng) else rng[0]).cpu())
+        if self.device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"][min(rank, len(state["cuda_rng"]) - 1)].cpu())
+
+    def open_outputs(self, appending, progress):
+        """metrics.csv (continued where the run stands when `appending`), config.yaml, TensorBoard,
+        the coherence probe and the progress bar: rank 0's alone."""
+        self.log = self.board = self.probe = None
+        if self.main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self.log = MetricsLog(self.out_dir / "metrics.csv", self.step if appending else None)
+            (self.out_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(self.cfg), sort_keys=False))
+            if self.cfg.train.tensorboard:
+                from torch.utils.tensorboard import SummaryWriter  # needs `pip install tensorboard`
+                self.board = SummaryWriter(self.out_dir / "tensorboard")
+            if self.step < self.total:  # a finished run only loads: it needs no classifiers
+                with torch.random.fork_rng(devices=[]):  # building the probe draws random numbers (classifier init)
+                    self.probe = coherence_probe(self.cfg, self.device)
+        self.bar = tqdm(total=self.total, initial=self.step, desc=self.cfg.name, disable=not (self.main and progress),
+                        dynamic_ncols=True)
+
+    @property
+    def per_epoch(self):
+        return len(self.data) // self.cfg.train.batch_size  # full batches only: every step sees the same batch size
+
+    @property
+    def total(self):
+        tc = self.cfg.train
+        return self.per_epoch * tc.epochs if tc.max_steps is None else min(tc.max_steps, self.per_epoch * tc.epochs)
+
+    def train_seconds(self):
+        return self.wall_before + time.perf_counter() - self.t0 - self.eval_s
+
+    def evaluate(self):
+        t = time.perf_counter()
+        values = self.probe(self.model)
+        self.eval_s += time.perf_counter() - t
+        self.log.write(self.step, "eval", values)
+
+    def checkpoint(self):
+        gather = [torch.get_rng_state()]
+        if self.distributed:  # every rank's RNG (a collective: all ranks call it), so each stream continues
+            gather = [None] * self.world
+            dist.all_gather_object(gather, torch.get_rng_state())
+        if not self.main:
+            return
+        save_checkpoint(self.ckpt_path, {
+            "model": self.model.state_dict(), "opt_vae": self.opt_vae.state_dict(),
+            "opt_ebm": self.opt_ebm.state_dict() if self.opt_ebm else None,
+            "step": self.step,
+            "rng": gather, "cuda_rng": [torch.cuda.get_rng_state()] if self.device.type == "cuda" else None,
+            "config": to_dict(self.cfg),
+            "history": self.history, "train_wall_s": self.train_seconds(),
+        })
+
+    def out_of_time(self):
+        """train.time_budget_s spent (on any rank: every rank stops at the same step)."""
+        budget = self.cfg.train.time_budget_s
+        out = budget is not None and time.perf_counter() - self.t0 > budget
+        if self.distributed and budget is not None:
+            flag = torch.tensor(float(out), device=self.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            out = bool(flag.item())
+        return out
+
+    def finish(self, start_step):
+        """The end row of metrics.csv (wall time, probes' share); with several ranks, a check
+        that they hold the same parameters."""
+        end = {"wall_s": time.perf_counter() - self.t0}
+        if self.probe:
+            end["eval_s"] = self.eval_s  # inside wall_s
+        if self.distributed:
+            sums = [None] * self.world
+            dist.all_gather_object(sums, float(sum(p.double().sum() for p in self.model.parameters())))
+            end["rank_param_spread"] = max(sums) - min(sums)
+            dist.barrier()
+            dist.destroy_process_group()
+        if self.main and self.step > start_step:
+            self.log.write(self.step, "train", end)
+
+
+def step_function(s):
+    """One optimizer step on a batch: the VAE loss (compiled and/or under bf16 autocast where the
+    config asks, on CUDA), the EBM update, gradients averaged across ranks."""
+    tc, cuda = s.cfg.train, s.device.type == "cuda"
+    loss = torch.compile(s.model.loss) if tc.compile and cuda else s.model.loss
+
+    def vae_loss(x):
+        with torch.autocast("cuda", dtype=torch.bfloat16) if tc.bf16 and cuda else nullcontext():
+            return loss(x)
+
+    reduce_grads = (lambda params: average_gradients(params, s.world)) if s.world > 1 else None
+    return lambda x: train_step(s.model, x, s.opt_vae, s.opt_ebm, vae_loss, reduce_grads)
+
+
+def train(cfg, out_dir, resume=False, progress=True, warm_start=None):
+    """Train `cfg` (an ExperimentConfig) into `out_dir`; returns the final step. progress=False
+    hides the progress bar (headless notebooks would keep every refresh as a line). warm_start:
+    a folder of shipped weights of the same config to continue from (fresh optimizer state)."""
+    tc = cfg.train
+    s = Session(cfg, out_dir, *start_process(tc))
     if warm_start is not None:
         if resume:
             raise ConfigError("--warm-start starts a new run folder; --resume continues one: give one of them")
-        if ckpt_path.is_file():
-            raise ConfigError(f"--warm-start: {ckpt_path} exists; warm-start into a new --out, or --resume that run")
-        state = warm_start_state(warm_start, cfg)
-        model.load_state_dict(state["model"])
-        step, history = state["step"], state["history"]
-        torch.manual_seed(tc.seed * 1_000_003 + step + rank)  # a fresh random stream, fixed by (seed, step, rank)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "metrics.csv").write_bytes(state["curves"].read_bytes())  # the curves continue
+        s.warm_start(warm_start)
     if resume:
-        if not ckpt_path.is_file():
-            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}; start without --resume")
-        state = load_checkpoint(ckpt_path, device)
-        if state.get("shipped"):
-            raise ConfigError(f"--resume: {ckpt_path} holds shipped weights without optimizer state; "
-                              "train into a new --out (or delete the folder) to train from scratch")
-        # through from_dict first: a checkpoint from before a config key existed gets its default
-        if _comparable(to_dict(from_dict(state["config"]))) != _comparable(to_dict(cfg)):
-            raise ConfigError(f"--resume: the config differs from the one in {ckpt_path}; "
-                              "resume with the same config and overrides, or train into a new --out")
-        model.load_state_dict(state["model"])
-        opt_vae.load_state_dict(state["opt_vae"])
-        if opt_ebm is not None:
-            opt_ebm.load_state_dict(state["opt_ebm"])
-        step = state["step"]
-        history, wall_before = state.get("history", []), state.get("train_wall_s", 0.0)
-        # RNG states are CPU byte tensors, whatever map_location moved the checkpoint to
-        torch.set_rng_state((state["rng"][rank] if rank < len(state["rng"]) else state["rng"][0]).cpu())
-        if device.type == "cuda" and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"][min(rank, len(state["cuda_rng"]) - 1)].cpu())
-
-    per_epoch = len(data) // tc.batch_size  # full batches only: every step sees the same batch size
-    if per_epoch == 0:
+        s.resume()
+    if s.per_epoch == 0:
         raise ConfigError(f"data.limit={cfg.data.limit} leaves fewer tuples than one batch of {tc.batch_size}")
-    total = per_epoch * tc.epochs if tc.max_steps is None else min(tc.max_steps, per_epoch * tc.epochs)
-    compiled = torch.compile(model.loss) if tc.compile and device.type == "cuda" else model.loss
-
-    def vae_loss(x):
-        with torch.autocast("cuda", dtype=torch.bfloat16) if tc.bf16 and device.type == "cuda" else nullcontext():
-            return compiled(x)
-
-    reduce_grads = (lambda params: average_gradients(params, world)) if world > 1 else None
-
-    def checkpoint():
-        gather = [torch.get_rng_state()]
-        if distributed:  # every rank's RNG (a collective: all ranks call it), so each stream continues
-            gather = [None] * world
-            dist.all_gather_object(gather, torch.get_rng_state())
-        if not main:
-            return
-        save_checkpoint(ckpt_path, {
-            "model": model.state_dict(), "opt_vae": opt_vae.state_dict(),
-            "opt_ebm": opt_ebm.state_dict() if opt_ebm else None,
-            "step": step,
-            "rng": gather, "cuda_rng": [torch.cuda.get_rng_state()] if device.type == "cuda" else None,
-            "config": to_dict(cfg),
-            "history": history, "train_wall_s": wall_before + time.perf_counter() - t0 - eval_s,
-        })
-
-    if main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        log = MetricsLog(out_dir / "metrics.csv", step if resume or warm_start is not None else None)
-        (out_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-        board = None
-        if tc.tensorboard:
-            from torch.utils.tensorboard import SummaryWriter  # needs `pip install tensorboard`
-            board = SummaryWriter(out_dir / "tensorboard")
-    probe = None
-    if main and step < total:  # a finished run only loads: it needs no classifiers
-        with torch.random.fork_rng(devices=[]):  # building the probe draws random numbers (classifier init)
-            probe = coherence_probe(cfg, device)
-    eval_s = 0.0
-
-    def evaluate_now():
-        nonlocal eval_s
-        t = time.perf_counter()
-        values = probe(model)
-        eval_s += time.perf_counter() - t
-        log.write(step, "eval", values)
-
-    t0, start_step = time.perf_counter(), step
-    fresh_at = history[-1]["steps"] if history else 0  # where this run's optimizer started (warm-up)
-    if probe and step == 0:
-        evaluate_now()  # the untrained model: where every learning curve starts
-    bar = tqdm(total=total, initial=step, desc=cfg.name, disable=not (main and progress), dynamic_ncols=True)
-    model.train()
+    step_fn = step_function(s)
+    s.open_outputs(resume or warm_start is not None, progress)
+    s.t0, start_step = time.perf_counter(), s.step
+    fresh_at = s.history[-1]["steps"] if s.history else 0  # where this run's optimizer started (warm-up)
+    if s.probe and s.step == 0:
+        s.evaluate()  # the untrained model: where every learning curve starts
+    s.model.train()
     order, order_epoch = None, None
-    while step < total:
-        epoch, b = divmod(step, per_epoch)  # one step is one batch: the position follows from step
-        if epoch != order_epoch:
-            order = torch.randperm(len(data), generator=epoch_generator(tc.seed, epoch)).to(device)  # once per epoch
-            order_epoch = epoch
-        x = take(order[b * tc.batch_size:(b + 1) * tc.batch_size][rank::world])
+    while s.step < s.total:
+        epoch, b = divmod(s.step, s.per_epoch)  # one step is one batch: the position follows from step
+        if epoch != order_epoch:  # the data order depends only on (seed, epoch): resuming reproduces it
+            order, order_epoch = torch.randperm(len(s.data), generator=epoch_generator(tc.seed, epoch)).to(s.device), epoch
+        x = s.take(order[b * tc.batch_size:(b + 1) * tc.batch_size][s.rank::s.world])
         if tc.warmup_steps:
-            ramp = min(1.0, (step + 1 - fresh_at) / tc.warmup_steps)
-            set_lr(opt_vae, tc.lr * ramp)
-            set_lr(opt_ebm, cfg.model.ebm_lr * ramp)
+            ramp = min(1.0, (s.step + 1 - fresh_at) / tc.warmup_steps)
+            set_lr(s.opt_vae, tc.lr * ramp)
+            set_lr(s.opt_ebm, cfg.model.ebm_lr * ramp)
         try:
-            values = train_step(model, x, opt_vae, opt_ebm, vae_loss, reduce_grads)
+            values = step_fn(x)
         except FloatingPointError as e:
-            last = f"{ckpt_path} (step {load_checkpoint(ckpt_path)['step']})" if ckpt_path.is_file() else "none yet"
-            raise NonFiniteLoss(f"{e} at step {step + 1}; the last good checkpoint is {last}. "
+            last = f"{s.ckpt_path} (step {load_checkpoint(s.ckpt_path)['step']})" if s.ckpt_path.is_file() else "none yet"
+            raise NonFiniteLoss(f"{e} at step {s.step + 1}; the last good checkpoint is {last}. "
                                 "Lower train.lr or check the data.") from e
         if tc.warmup_steps:
-            values["lr"] = opt_vae.param_groups[0]["lr"]
-        step += 1
-        if main:
-            bar.update(1)
-            bar.set_postfix(loss=f"{values['loss']:.1f}", epoch=epoch)
-            if step % tc.log_every == 0 or step == total:
-                log.write(step, "train", values)
-                if board:
+            values["lr"] = s.opt_vae.param_groups[0]["lr"]
+        s.step += 1
+        if s.main:
+            s.bar.update(1)
+            s.bar.set_postfix(loss=f"{values['loss']:.1f}", epoch=epoch)
+            if s.step % tc.log_every == 0 or s.step == s.total:
+                s.log.write(s.step, "train", values)
+                if s.board:
                     for k, v in values.items():
-                        board.add_scalar(f"train/{k}", v, step)
-        out_of_time = tc.time_budget_s is not None and time.perf_counter() - t0 > tc.time_budget_s
-        if distributed and tc.time_budget_s is not None:  # every rank stops at the same step
-            flag = torch.tensor(float(out_of_time), device=device)
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            out_of_time = bool(flag.item())
-        if probe and (step % tc.eval_every == 0 or step == total or out_of_time):
-            evaluate_now()
-        if step % tc.checkpoint_every == 0 or step == total or out_of_time:
-            checkpoint()
+                        s.board.add_scalar(f"train/{k}", v, s.step)
+        out_of_time = s.out_of_time()
+        if s.probe and (s.step % tc.eval_every == 0 or s.step == s.total or out_of_time):
+            s.evaluate()
+        if s.step % tc.checkpoint_every == 0 or s.step == s.total or out_of_time:
+            s.checkpoint()
         if out_of_time:
             break
-    bar.close()
-    end = {"wall_s": time.perf_counter() - t0}
-    if probe:
-        end["eval_s"] = eval_s  # inside wall_s
-    if distributed:  # the ranks must hold the same parameters: compare checksums
-        sums = [None] * world
-        dist.all_gather_object(sums, float(sum(p.double().sum() for p in model.parameters())))
-        end["rank_param_spread"] = max(sums) - min(sums)
-        dist.barrier()
-        dist.destroy_process_group()
-    if main and step > start_step:
-        log.write(step, "train", end)
-    return step
+    s.bar.close()
+    s.finish(start_step)
+    return s.step
 
 
 def main(argv=None):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mmebm.config import ConfigError, load_config
-from mmebm.runs import ensure_experiments, ensure_seeded_runs, install_shipped, run_dir, shipped_seeds
+from mmebm.runs import MissingWeights, ensure_experiments, ensure_seeded_runs, install_shipped, run_dir, shipped_seeds
 from mmebm.train import load_checkpoint, load_run, train
 from mmebm.weights import ShippedWeightsError, check, export, load_shipped
 
@@ -88,9 +88,13 @@ def test_installed_weights_evaluate_but_do_not_resume(trained, polymnist_dir, tm
         train(cfg, d, resume=True)
     with pytest.raises(FileExistsError, match="trained here"):  # a run trained here is never overwritten
         install_shipped(tmp_path / "weights" / "polymnist_mmvaeplus_ebm-cpu-s0", trained)
-    # without shipped weights for a seed, that run is trained here (seeds given per config)
-    runs = ensure_seeded_runs(["polymnist_mmvaeplus_ebm"], "cpu", {"polymnist_mmvaeplus_ebm": [1]}, tmp_path / "runs",
-                              tmp_path / "weights",
+    # without shipped weights for a seed, that run is an error that says how to train it, unless
+    # training is asked for (weights_dir None; seeds given per config); then it is there to evaluate
+    seed1 = ({"polymnist_mmvaeplus_ebm": [1]}, tmp_path / "runs")
+    with pytest.raises(MissingWeights, match="TRAIN=1"):
+        ensure_seeded_runs(["polymnist_mmvaeplus_ebm"], "cpu", *seed1, tmp_path / "weights", [f"data.root={polymnist_dir}", *TINY])
+    ensure_seeded_runs(["polymnist_mmvaeplus_ebm"], "cpu", *seed1, None, [f"data.root={polymnist_dir}", *TINY])
+    runs = ensure_seeded_runs(["polymnist_mmvaeplus_ebm"], "cpu", *seed1, tmp_path / "weights",
                               [f"data.root={polymnist_dir}", *TINY])
     assert runs["polymnist_mmvaeplus_ebm", 1][2] == "trained here"
     assert load_checkpoint(runs["polymnist_mmvaeplus_ebm", 1][1] / "checkpoint.pt")["config"]["train"]["seed"] == 1
@@ -100,8 +104,11 @@ def test_unseeded_runs_take_shipped_weights_where_present(trained, polymnist_dir
     """04_cub's path: one run per config, named <config>-<profile> under weights/ and runs/."""
     export(trained, tmp_path / "weights" / "polymnist_mmvaeplus_ebm-cpu", machine={"processor": "test"})
     here = [f"data.root={polymnist_dir}", *TINY]
-    models, dirs, sources = ensure_experiments(["polymnist_mmvaeplus_ebm", "polymnist_mmvaeplus"], "cpu",
-                                               tmp_path / "runs", here, tmp_path / "weights")
+    both = (["polymnist_mmvaeplus_ebm", "polymnist_mmvaeplus"], "cpu", tmp_path / "runs", here)
+    with pytest.raises(MissingWeights, match="polymnist_mmvaeplus-cpu"):  # not shipped, not trained: not trained now
+        ensure_experiments(*both, tmp_path / "weights")
+    ensure_experiments(["polymnist_mmvaeplus"], "cpu", tmp_path / "runs", here)  # no weights_dir: trains
+    models, dirs, sources = ensure_experiments(*both, tmp_path / "weights")
     assert sources == {"polymnist_mmvaeplus_ebm": "shipped", "polymnist_mmvaeplus": "trained here"}
     assert dirs["polymnist_mmvaeplus_ebm"].name == "polymnist_mmvaeplus_ebm-cpu-shipped"
     assert "shipped" in load_checkpoint(dirs["polymnist_mmvaeplus_ebm"] / "checkpoint.pt")
@@ -137,7 +144,10 @@ def test_committed_weights_match_their_manifests_and_the_configs():
             assert saved[part] == now[part], f"{d}: {part} differs from configs/ + profile {profile}"
         assert {k: v for k, v in saved["data"].items() if k not in ignore} == \
             {k: v for k, v in now["data"].items() if k not in ignore}
-        assert manifest["steps"] == cfg.train.max_steps, f"{d}: shipped at step {manifest['steps']}"
+        if manifest["config"]["train"].get("time_budget_s") is None:
+            assert manifest["steps"] == cfg.train.max_steps, f"{d}: shipped at step {manifest['steps']}"
+        else:  # stopped by its time budget (the gpu runs, results/gpu_h200): the manifest says where
+            assert 0 < manifest["steps"] <= cfg.train.max_steps, f"{d}: shipped at step {manifest['steps']}"
 
 
 def test_warm_start_continues_shipped_weights_with_their_history(trained, polymnist_dir, tmp_path):
