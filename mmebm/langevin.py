@@ -57,7 +57,9 @@ class LangevinGraph:
     def __call__(self, z0, eps=None):
         """The chain's final state from z0; eps None draws fresh noise (one kernel)."""
         self.z0.copy_(z0)
-        if self.eps is not None:
-            self.eps.normal_() if eps is None else self.eps.copy_(eps)
+        if self.eps is not None and eps is None:
+            self.eps.normal_()
+        elif self.eps is not None:
+            self.eps.copy_(eps)
         self.graph.replay()
         return self.out.clone()  # the next replay overwrites self.out
