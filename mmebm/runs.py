@@ -86,6 +86,23 @@ def ensure_run(config, profile, run_folder, weights_dir=None, overrides=()):
     return ensure_trained(config, profile, d, overrides)[0], d, "trained here"
 
 
+def without_missing(configs, profile, seeds, runs_dir, weights_dir, required=()):
+    """`configs` less those that are neither shipped for `profile` in WEIGHTS_DIR nor started in
+    RUNS_DIR for any of their seeds (printing how to train each); a `required` one stays, so
+    that ensure_run stops on it with MissingWeights. For `make reproduce` without TRAIN=1 under a
+    profile that ships only some models (gpu: the four poster models)."""
+    kept = []
+    for name in configs:
+        started = any((run_dir(runs_dir, name, profile, k) / "checkpoint.pt").is_file()
+                      for k in (seeds[name] if isinstance(seeds, dict) else seeds))
+        if name in required or shipped_seeds(weights_dir, name, profile) or started:
+            kept.append(name)
+        else:
+            print(f"{name}: the {profile!r} profile ships no weights for it and runs/ holds none; left out "
+                  f"(train it: make reproduce PROFILE={profile} TRAIN=1)")
+    return kept
+
+
 def step_seconds(cfg, n_steps=2):
     """Median wall time of one training step of `cfg` on its device, after one warm-up step,
     measured on a batch of its training data with a throwaway model and optimizers."""

@@ -135,8 +135,9 @@ import torch
 from mmebm import plots
 from mmebm.data import PolyMNIST, data_root as resolve_data_root, ensure_polymnist
 from mmebm.report import best_source, median_seed
+from mmebm.config import PRESETS
 from mmebm.runs import (coherence_table, ensure_classifiers, ensure_evaluated, ensure_seeded_runs, index_file,
-                        shipped_seeds, training_plan)
+                        shipped_seeds, training_plan, without_missing)
 
 root = resolve_data_root(data_root)
 ensure_polymnist(polymnist_dir, root / "mnist", root / "polymnist" / "backgrounds", progress=False)
@@ -175,6 +176,10 @@ config_overrides = [f"data.root={polymnist_dir}", f"train.device={device}",
 if seeds is None:
     seeds = [0] if train_models else {name: shipped_seeds(weights_dir, name, profile) or [0] for name in experiments}
 seeds = seeds if isinstance(seeds, dict) else {name: list(seeds) for name in experiments}
+requested = list(experiments)
+if not train_models:  # a baseline this profile ships no weights for (gpu: MoPoE, MVTCAE, mmJSD) is left out
+    experiments = without_missing(experiments, profile, seeds, runs_dir, weights_dir,
+                                  required=[f"polymnist_{name}" for name in PRESETS])
 if train_models:
     training_plan(experiments, profile, seeds, config_overrides)
 runs = ensure_seeded_runs(experiments, profile, seeds, runs_dir, None if train_models else weights_dir,
@@ -182,9 +187,9 @@ runs = ensure_seeded_runs(experiments, profile, seeds, runs_dir, None if train_m
 # the other profiles' shipped runs (e.g. the gpu profile's beside the cpu one's), for the table
 others = {}
 for other in compare_profiles:
-    other_seeds = {name: shipped_seeds(weights_dir, name, other) for name in experiments}
+    other_seeds = {name: shipped_seeds(weights_dir, name, other) for name in requested}
     if other != profile and any(other_seeds.values()):
-        others[other] = ensure_seeded_runs([n for n in experiments if other_seeds[n]], other, other_seeds, runs_dir,
+        others[other] = ensure_seeded_runs([n for n in requested if other_seeds[n]], other, other_seeds, runs_dir,
                                            weights_dir, config_overrides, index=index_file(other))
 
 # %% [markdown]

@@ -59,3 +59,16 @@ def test_step_seconds_times_a_real_step(polymnist_dir):
     before = torch.get_rng_state()
     assert 0 < runs.step_seconds(cfg) < 60
     assert torch.equal(before, torch.get_rng_state()), "measuring leaves the random stream alone"
+
+
+def test_a_baseline_the_profile_does_not_ship_is_left_out_but_a_poster_model_is_not(tmp_path, capsys):
+    """The gpu profile ships the four poster models only: without TRAIN=1, MoPoE is left out with
+    a note; a missing poster model stays, so that ensure_run stops on it with how to train it."""
+    weights, runs_dir = tmp_path / "weights", tmp_path / "runs"
+    _ship(weights, "polymnist_mmvae-gpu-s0")
+    names = ["polymnist_mmvae", "polymnist_mmvaeplus", "polymnist_mopoe", "polymnist_mvtcae"]
+    (runs_dir / "polymnist_mvtcae-gpu-s0").mkdir(parents=True)
+    (runs_dir / "polymnist_mvtcae-gpu-s0" / "checkpoint.pt").write_bytes(b"")  # trained here earlier
+    kept = runs.without_missing(names, "gpu", [0], runs_dir, weights, required=["polymnist_mmvae", "polymnist_mmvaeplus"])
+    assert kept == ["polymnist_mmvae", "polymnist_mmvaeplus", "polymnist_mvtcae"]
+    assert "polymnist_mopoe: the 'gpu' profile ships no weights" in capsys.readouterr().out
