@@ -37,7 +37,7 @@ def test_a_run_neither_shipped_nor_here_is_an_error_that_says_how_to_train(tmp_p
     assert not (tmp_path / "runs").exists(), "nothing was trained"
 
 
-def test_training_plan_multiplies_measured_step_time_by_steps_and_seeds(capsys):
+def test_training_plan_multiplies_measured_step_time_by_steps_and_seeds(polymnist_dir, capsys):
     measured = []
 
     def fake_step_seconds(cfg):
@@ -45,7 +45,8 @@ def test_training_plan_multiplies_measured_step_time_by_steps_and_seeds(capsys):
         return 0.5 if cfg.model.prior == "ebm" else 0.25
 
     seeds = {"polymnist_mmvae": [0, 1, 2], "polymnist_mmvae_ebm": [0]}
-    total = runs.training_plan(list(seeds), "cpu", seeds, measure=fake_step_seconds)
+    here = [f"data.root={polymnist_dir}"]  # the run length needs the data's size
+    total = runs.training_plan(list(seeds), "cpu", seeds, here, measure=fake_step_seconds)
     steps = load_config("polymnist_mmvae", "cpu").train.max_steps  # 3,000
     assert total == pytest.approx(0.25 * steps * 3 + 0.5 * steps)
     assert measured == ["polymnist_mmvae", "polymnist_mmvae_ebm"]  # once per config, not per seed
