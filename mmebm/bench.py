@@ -136,7 +136,7 @@ def build_step(name, net, impl, batch, device, bf16=False, compile=False, tf32=F
 def time_steps(settings, steps):
     """{label: (step, x)} -> {label: samples/s, step time and Langevin share (medians)}, the
     settings' steps interleaved so that a shared machine's changing load hits them alike."""
-    times = {label: [] for label in settings}
+    times, tf32 = {label: [] for label in settings}, torch.backends.cuda.matmul.allow_tf32
     for i in range(steps + 2):
         for label, (step, x) in settings.items():
             t = step(x)
@@ -147,7 +147,7 @@ def time_steps(settings, steps):
         step_s = statistics.median(t for t, _ in times[label])
         out[label] = {"sps": len(x) / step_s, "step_s": step_s,
                       "langevin": statistics.median(l / t for t, l in times[label])}
-    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = tf32  # as it was before the variants set it
     return out
 
 

@@ -30,8 +30,8 @@ def sample_langevin(energy, z0, n_steps=60, step_size=0.4, noise=True, return_ch
 class LangevinGraph:
     """The whole chain for one batch shape, captured once as a CUDA graph and replayed.
 
-    The eager chain is about 60 x 15 small kernels, each launched from Python through
-    autograd: on a GPU it is bound by those launches (issue #26: 47-83 % of a training step).
+    The eager chain launches each of its 60 steps' small kernels (f_alpha forward, its input
+    gradient through autograd, the update) from Python: on a GPU it is bound by those launches (issue #26: 47-83 % of a training step).
     A replay launches them all at once. The graph reads its inputs from fixed buffers, z0 and
     the noise eps [n_steps, *shape], and the energy's parameters from their storage, so an
     optimizer that updates them in place (torch.optim does) is seen by the next replay; a

@@ -13,8 +13,9 @@ import torch
 
 from . import classifiers as clf
 from .config import from_dict, load_config, to_dict
+from .data import load_experiment_data
 from .evaluate import evaluate
-from .train import load_checkpoint, load_run, save_checkpoint, train
+from .train import load_checkpoint, load_run, run_length, save_checkpoint, train
 from .weights import load_shipped
 
 
@@ -106,7 +107,7 @@ def without_missing(configs, profile, seeds, runs_dir, weights_dir, required=())
 def step_seconds(cfg, n_steps=2):
     """Median wall time of one training step of `cfg` on its device, after one warm-up step,
     measured on a batch of its training data with a throwaway model and optimizers."""
-    from .data import load_experiment_data
+    from .bench import _sync
     from .models import build_model, make_optimizers, train_step
     from .train import resolve_device, set_vocab_size
 
@@ -119,12 +120,10 @@ def step_seconds(cfg, n_steps=2):
         x = take(torch.arange(cfg.train.batch_size, device=device))
         times = []
         for _ in range(n_steps + 1):
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
+            _sync(device)
             t = time.perf_counter()
             train_step(model, x, *opts)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
+            _sync(device)
             times.append(time.perf_counter() - t)
     return sorted(times[1:])[len(times[1:]) // 2]
 
@@ -136,13 +135,8 @@ def training_plan(configs, profile, seeds, overrides=(), measure=step_seconds):
     for name in configs:
         n = len(seeds[name] if isinstance(seeds, dict) else seeds)
         cfg = load_config(name, profile, overrides)
-        steps = cfg.train.max_steps or 0
-        if cfg.train.max_steps is None or cfg.data.limit is None:
-            from .data import load_experiment_data  # the run length needs the data's size
-
-            data, _ = load_experiment_data(cfg, "train", "cpu", cfg.data.limit)
-            per_epoch = len(data) // cfg.train.batch_size
-            steps = per_epoch * cfg.train.epochs if cfg.train.max_steps is None else min(steps, per_epoch * cfg.train.epochs)
+        data, _ = load_experiment_data(cfg, "train", "cpu", cfg.data.limit)  # the run length needs its size
+        steps = run_length(cfg.train, len(data) // cfg.train.batch_size)
         s = measure(cfg)
         total += s * steps * n
         lines.append(f"  {name}: {s:.3f} s/step x {steps:,} steps x {n} seed(s) = {s * steps * n / 60:,.1f} min")

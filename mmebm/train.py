@@ -195,6 +195,11 @@ def warm_start_state(weights_dir, cfg):
             "history": manifest.get("history", []) + [segment], "curves": Path(weights_dir) / "metrics.csv"}
 
 
+def run_length(tc, per_epoch):
+    """The steps a run trains: its epochs of `per_epoch` batches, capped at train.max_steps."""
+    return per_epoch * tc.epochs if tc.max_steps is None else min(tc.max_steps, per_epoch * tc.epochs)
+
+
 def start_process(tc):
     """(distributed, rank, world, device) of this process: torch.distributed where torchrun set
     RANK and WORLD_SIZE (nccl on CUDA, else gloo), one device per rank."""
@@ -296,8 +301,7 @@ class Session:
 
     @property
     def total(self):
-        tc = self.cfg.train
-        return self.per_epoch * tc.epochs if tc.max_steps is None else min(tc.max_steps, self.per_epoch * tc.epochs)
+        return run_length(self.cfg.train, self.per_epoch)
 
     def train_seconds(self):
         return self.wall_before + time.perf_counter() - self.t0 - self.eval_s
