@@ -42,3 +42,18 @@ def importance_resample(f_alpha, p0, n, n_proposals=None, chunk=50_000):
     ess = (w.sum() ** 2 / (w ** 2).sum()).item()
     idx = torch.multinomial(w, n, replacement=True)
     return z[idx], ess
+
+
+@torch.no_grad()
+def posterior_pool(model, data, batch_size=500):
+    """One posterior sample z ~ q(z | x_m) of every tuple of `data` through every expert m:
+    [N, M, Dz]. Drawn uniformly from it, z follows the aggregate posterior
+    q(z) = E_x 1/M sum_m q(z | x_m): the samples of a perfect prior (and NCE's positives)."""
+    return torch.cat([model.encode(x).z.rsample() for x, _ in data.batches(batch_size, shuffle=False)])
+
+
+def aggregate_sample(pool, n, generator=None):
+    """n draws from the aggregate posterior: a random tuple of the pool through a random expert."""
+    i = torch.randint(pool.shape[0], (n,), generator=generator)
+    m = torch.randint(pool.shape[1], (n,), generator=generator)
+    return pool[i.to(pool.device), m.to(pool.device)]
