@@ -122,6 +122,6 @@ for run in args.runs:
         z = torch.cat([prior.sample(500) for _ in range(args.n // 500)])
         row = score(run, lever, model, z, seconds + time.perf_counter() - t1)
         line(row, ref)
-if args.out:
-    with open(args.out, "w") as f:
-        json.dump(rows, f, indent=1)
+        if args.out:  # after every row, so a run stopped by a time limit keeps what it measured
+            with open(args.out, "w") as f:
+                json.dump(rows, f, indent=1)
