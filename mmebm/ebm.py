@@ -123,5 +123,7 @@ def build_prior(cfg):
     if cfg.prior == "ebm":
         f_alpha = EnergyMLP(cfg.z_dim, cfg.ebm_hidden, cfg.ebm_act)
         return EBMPrior(f_alpha, UnitPrior(cfg.z_dim, cfg.ebm_base, cfg.prior_scale),
-                        cfg.langevin_steps, cfg.langevin_step_size, cfg.langevin_noise, cfg.langevin_graph)
+                        cfg.langevin_steps, cfg.langevin_step_size, cfg.langevin_noise, cfg.langevin_graph,
+                        cfg.ebm_sampler, cfg.ebm_sir_factor, cfg.ebm_fit, cfg.ebm_penalty,
+                        ReplayBuffer(cfg.ebm_buffer) if cfg.ebm_buffer else None)
     return UnitPrior(cfg.z_dim, cfg.prior, cfg.prior_scale)

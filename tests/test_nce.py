@@ -178,3 +178,18 @@ def test_samplers_and_fits_are_checked():
         EBMPrior(EnergyMLP(2, 4), P0, sampler="gibbs")
     with pytest.raises(ValueError, match="fit"):
         EBMPrior(EnergyMLP(2, 4), P0, fit="score")
+
+
+def test_levers_are_config_values():
+    from mmebm.config import load_config
+    from mmebm.models import build_model
+
+    cfg = load_config("polymnist_mmvae_ebm", profile="cpu", overrides=[
+        "model.ebm_fit=nce", "model.ebm_sampler=sir+langevin", "model.ebm_sir_factor=5", "model.ebm_penalty=0.1",
+        "model.ebm_buffer=100"])
+    prior = build_model(cfg.model).prior
+    assert (prior.fit, prior.sampler, prior.sir_factor, prior.penalty, prior.buffer.size) == ("nce", "sir+langevin", 5, 0.1, 100)
+    paper = build_model(load_config("polymnist_mmvae_ebm", profile="cpu").model).prior
+    assert (paper.fit, paper.sampler, paper.penalty, paper.buffer) == ("mle", "langevin", 0.0, None)
+    with pytest.raises(ValueError, match="sampler"):
+        build_model(load_config("polymnist_mmvae_ebm", profile="cpu", overrides=["model.ebm_sampler=gibbs"]).model)
