@@ -104,9 +104,14 @@ def cross_coherence(gen, labels, classifiers, batch_size=2000):
     return CrossCoherence.from_counts(cross_correct(gen, labels, classifiers, batch_size), len(labels))
 
 
+NO_DIGIT = 10  # the "no digit" answer of judges with an eleventh class (classifiers.NO_DIGIT)
+
+
 def joint_agreement(pred):
-    """Per sample, whether all M predicted digits are equal: pred [N, M] -> bool [N]."""
-    return (pred == pred[:, :1]).all(1)
+    """Per sample, whether all M predicted digits are equal and are a digit: pred [N, M] -> bool [N].
+    Five judges that agree on "no digit" (class 10, judges with an eleventh class) do not make a
+    coherent sample."""
+    return (pred == pred[:, :1]).all(1) & (pred[:, 0] != NO_DIGIT)
 
 
 def joint_coherence(samples, classifiers, batch_size=2000):

@@ -71,6 +71,15 @@ class ModelConfig:
     langevin_noise: bool = True   # Pang et al. 2020
     ebm_lr: float = 2e-5          # Adam; Pang et al. 2020 (Tian Han group's VAE+EBM code: 2e-6)
     ebm_betas: tuple = (0.5, 0.999)  # Pang et al. 2020 (Tian Han group's VAE+EBM code: (0.0, 0.9))
+    # --- levers on the EBM prior (issue #27, results/ebm_levers/); the defaults are the paper's recipe
+    ebm_fit: str = "mle"          # "mle": the paper's short-run update; "nce": f_alpha fitted as the log ratio of
+                                  # posterior samples to p0 samples (mmebm/nce.py, Aneja et al. 2021)
+    ebm_sampler: str = "langevin"  # "langevin" (the paper) | "sir" | "sir+langevin": importance resampling of
+                                  # ebm_sir_factor draws from p0 per sample, then (+langevin) the run's chains
+    ebm_sir_factor: int = 20
+    ebm_penalty: float = 0.0      # "mle": + ebm_penalty * mean f_alpha^2 (Du & Mordatch 2019)
+    ebm_buffer: int = 0           # "mle": persistent chains, a replay buffer of this many states (0: fresh chains
+                                  # from p0, the paper). Not in checkpoints: a resumed run refills it from p0
 
     # --- implementation (no effect on the numbers beyond float rounding)
     batched: bool = True          # PolyMNIST: all modality networks as one grouped computation (grouped

@@ -8,7 +8,8 @@ import torch.nn as nn
 from torch.func import functional_call
 
 from .distributions import family
-from .langevin import LangevinGraph, sample_langevin
+from .langevin import LangevinGraph, ReplayBuffer, sample_langevin
+from .nce import importance_resample, nce_loss
 from .nets import EnergyMLP
 
 
@@ -32,17 +33,30 @@ class UnitPrior(nn.Module):
 
 
 class EBMPrior(nn.Module):
-    """Exponentially tilted base density p0 with energy f_alpha; sampled by short-run
-    Langevin dynamics started afresh from p0. On CUDA the chain runs as a captured graph
-    (langevin.LangevinGraph) unless graph=False; on CPU, and for return_chain, eagerly."""
+    """Exponentially tilted base density p0 with energy f_alpha.
+
+    Sampler (`sampler`): "langevin", the paper's short-run Langevin dynamics started afresh from
+    p0; "sir", importance resampling of sir_factor * n draws from p0 (nce.importance_resample);
+    "sir+langevin", Langevin chains started from the resampled points. On CUDA the chain runs as
+    a captured graph (langevin.LangevinGraph) unless graph=False; on CPU, and for return_chain,
+    eagerly. The fit (`fit`): "mle", the paper's update (ebm_loss), optionally with an energy
+    penalty and persistent chains (`buffer`, a langevin.ReplayBuffer); "nce", the noise-contrastive
+    fit of nce.py."""
 
     MAX_GRAPHS = 4  # batch shapes whose graphs are kept (training, probes, evaluation chunks)
+    SAMPLERS = ("langevin", "sir", "sir+langevin")
+    FITS = ("mle", "nce")
 
-    def __init__(self, f_alpha, p0, n_steps=60, step_size=0.4, noise=True, graph=True):
+    def __init__(self, f_alpha, p0, n_steps=60, step_size=0.4, noise=True, graph=True, sampler="langevin",
+                 sir_factor=20, fit="mle", penalty=0.0, buffer=None):
         super().__init__()
+        if sampler not in self.SAMPLERS or fit not in self.FITS:
+            raise ValueError(f"sampler must be one of {self.SAMPLERS} (got {sampler!r}), fit one of {self.FITS} "
+                             f"(got {fit!r})")
         self.f_alpha, self.p0 = f_alpha, p0
         self.n_steps, self.step_size, self.noise = n_steps, step_size, noise
-        self.graph = graph
+        self.graph, self.sampler, self.sir_factor = graph, sampler, sir_factor
+        self.fit, self.penalty, self.buffer = fit, penalty, buffer
         self._graphs = {}  # key -> LangevinGraph; not state: rebuilt on demand
 
     def energy(self, z):
@@ -57,7 +71,16 @@ class EBMPrior(nn.Module):
         return -functional_call(self.f_alpha, frozen, (z,)) + self.p0.log_prob(z)
 
     def sample(self, n, return_chain=False):
-        z0 = self.p0.sample(n)
+        """n draws of z from p_alpha with `sampler` (the chain's states too with return_chain)."""
+        if self.sampler == "langevin":
+            return self.chain(self.p0.sample(n), return_chain)
+        z, self.last_ess = importance_resample(self.f_alpha, self.p0, n, self.sir_factor * n)
+        if self.sampler == "sir":
+            return torch.stack([z]) if return_chain else z
+        return self.chain(z, return_chain)
+
+    def chain(self, z0, return_chain=False):
+        """The Langevin chain of n_steps on energy() from z0 (a captured graph on CUDA)."""
         if self.graph and z0.is_cuda and not return_chain:
             return self._graph_for(z0)(z0)
         return sample_langevin(self.energy, z0, self.n_steps, self.step_size, self.noise, return_chain)
@@ -76,17 +99,31 @@ class EBMPrior(nn.Module):
         return self._graphs[key]
 
     def ebm_loss(self, z_post, z_neg=None):
-        """mean f_alpha(z_posterior) - mean f_alpha(z_langevin): its alpha-gradient is minus the
-        log-likelihood gradient E_q[df/dalpha] - E_p_alpha[df/dalpha] (poster). Both sample
-        sets are detached, so only alpha learns from it. Returns (loss, z_neg)."""
-        if z_neg is None:
+        """fit "mle": mean f_alpha(z_posterior) - mean f_alpha(z_langevin), whose alpha-gradient
+        is minus the log-likelihood gradient E_q[df/dalpha] - E_p_alpha[df/dalpha] (poster), plus
+        `penalty` * mean f_alpha^2 over both sets (Du & Mordatch 2019: keeps the energies from
+        running away when the chains miss the posteriors). Negatives: fresh chains from p0, or
+        with a replay buffer persistent ones. fit "nce": nce.nce_loss against p0 samples. Both
+        sample sets are detached, so only alpha learns from it. Returns (loss, z_neg)."""
+        if self.fit == "nce":
+            return nce_loss(self.f_alpha, self.p0, z_post, z_neg)
+        if z_neg is None and self.buffer is not None:
+            z_neg = self.chain(self.buffer.starts(z_post.shape[0], self.p0.sample))
+            self.buffer.push(z_neg)
+        elif z_neg is None:
             z_neg = self.sample(z_post.shape[0])
-        return self.f_alpha(z_post.detach()).mean() - self.f_alpha(z_neg.detach()).mean(), z_neg
+        f_pos, f_neg = self.f_alpha(z_post.detach()), self.f_alpha(z_neg.detach())
+        loss = f_pos.mean() - f_neg.mean()
+        if self.penalty:
+            loss = loss + self.penalty * (f_pos.pow(2).mean() + f_neg.pow(2).mean())
+        return loss, z_neg
 
 
 def build_prior(cfg):
     if cfg.prior == "ebm":
         f_alpha = EnergyMLP(cfg.z_dim, cfg.ebm_hidden, cfg.ebm_act)
         return EBMPrior(f_alpha, UnitPrior(cfg.z_dim, cfg.ebm_base, cfg.prior_scale),
-                        cfg.langevin_steps, cfg.langevin_step_size, cfg.langevin_noise, cfg.langevin_graph)
+                        cfg.langevin_steps, cfg.langevin_step_size, cfg.langevin_noise, cfg.langevin_graph,
+                        cfg.ebm_sampler, cfg.ebm_sir_factor, cfg.ebm_fit, cfg.ebm_penalty,
+                        ReplayBuffer(cfg.ebm_buffer) if cfg.ebm_buffer else None)
     return UnitPrior(cfg.z_dim, cfg.prior, cfg.prior_scale)

@@ -63,3 +63,30 @@ class LangevinGraph:
             self.eps.copy_(eps)
         self.graph.replay()
         return self.out.clone()  # the next replay overwrites self.out
+
+
+class ReplayBuffer:
+    """Persistent chains (Du & Mordatch 2019): each call starts most chains where earlier chains
+    ended, so over many short runs they travel as far as one long run, and a fresh share
+    `reinit` starts from the base density to keep the buffer from collapsing onto one mode.
+
+        z0 = buffer.starts(n, p0.sample); z = chain(z0); buffer.push(z)
+    """
+
+    def __init__(self, size=10_000, reinit=0.05):
+        self.size, self.reinit = size, reinit
+        self.z = None  # [<= size, D] chain states, oldest first
+
+    def starts(self, n, fresh):
+        """n starting states: a `reinit` share (at least all of them while the buffer holds fewer
+        than n) from fresh(k), the rest drawn uniformly from the buffer."""
+        k = n if self.z is None or len(self.z) < n else int(torch.rand(n).lt(self.reinit).sum())
+        z0 = fresh(k)
+        if k < n:
+            z0 = torch.cat([z0, self.z[torch.randint(len(self.z), (n - k,))].to(z0)])
+        return z0
+
+    def push(self, z):
+        """Add the chains' end states, dropping the oldest beyond `size`."""
+        z = z.detach()
+        self.z = z if self.z is None else torch.cat([self.z, z])[-self.size:]

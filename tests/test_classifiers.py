@@ -136,3 +136,30 @@ def test_blur_half_blurs_a_random_half_of_the_tuples():
     assert 150 < changed.sum().item() < 250
     again = blur_half(x, 2.0, torch.Generator().manual_seed(0))
     assert torch.equal(out, again)
+
+
+def test_no_digit_class_learns_background_crops(tiny_data, data_root, polymnist_dir):
+    """no_digit=True: an eleventh output, trained on background crops labelled NO_DIGIT, which the
+    judges then tell from digits; a few steps suffice for the crops, which are all alike."""
+    from mmebm.classifiers import NO_DIGIT, no_digit_batch
+    from mmebm.data import check_backgrounds
+
+    backgrounds = check_backgrounds(data_root / "polymnist" / "backgrounds", polymnist_dir)
+    with pytest.raises(ValueError, match="background"):
+        train(*tiny_data, cfg=TrainConfig(epochs=1, batch_size=64, no_digit=True, progress=False))
+    clf = train(*tiny_data, cfg=TrainConfig(epochs=3, batch_size=64, no_digit=True, blur=0, progress=False),
+                backgrounds=backgrounds)
+    assert clf.n_classes == 11 and clf(torch.rand(2, 5, 3, 28, 28)).shape == (2, 5, 11)
+    assert min(clf.no_digit_accuracy) > 0.9
+    x, y = no_digit_batch(backgrounds, 8, __import__("numpy").random.default_rng(5), "cpu")
+    assert (y == NO_DIGIT).all() and x.shape == (8, 5, 3, 28, 28) and 0 <= x.min() and x.max() <= 1
+
+
+def test_no_digit_judges_round_trip(tmp_path):
+    clf = Classifiers(5, "convbn", n_classes=11)
+    clf.test_accuracy, clf.no_digit_accuracy = [0.5] * 5, [1.0] * 5
+    clf.save(tmp_path)
+    back = Classifiers.load(tmp_path)
+    assert back.n_classes == 11 and back.no_digit_accuracy == [1.0] * 5
+    with pytest.raises(ValueError, match="n_classes"):
+        Classifiers(5, n_classes=12)

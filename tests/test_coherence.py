@@ -271,3 +271,9 @@ def test_median_seed():
     assert median_seed({0: 0.30, 1: 0.55, 2: 0.45, 3: 0.50}) == 2  # even count: the lower middle
     assert median_seed({4: 0.4}) == 4
     assert median_seed({0: 0.4, 1: 0.4, 2: 0.4}) == 1  # ties by seed
+
+
+def test_agreeing_on_no_digit_is_not_coherent():
+    """Judges with an eleventh class: five "no digit" answers (class 10) are not a coherent sample."""
+    pred = torch.tensor([[10] * 5, [7] * 5, [10, 10, 10, 10, 7]])
+    assert joint_agreement(pred).tolist() == [False, True, False]

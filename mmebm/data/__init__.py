@@ -14,7 +14,7 @@ from .cub_text import Vocab, caption_files, load_captions, one_hot, tokenize
 from .dataset import PolyMNIST
 from .experiment_data import load_experiment_data
 from .mnist import DataError, download_mnist, load_mnist, read_idx
-from .polymnist import (PolyMNISTArrays, build_polymnist, build_split, composite, ensure_polymnist, load_backgrounds,
+from .polymnist import (PolyMNISTArrays, background_crops, build_polymnist, build_split, check_backgrounds, composite, ensure_polymnist, load_backgrounds,
                         load_png_layout, load_polymnist, write_png_layout)
 
 DATA_ROOT_ENV = "MMEBM_DATA"
@@ -26,7 +26,7 @@ def data_root(root=None):
 
 
 __all__ = ["PolyMNIST", "PolyMNISTArrays", "DataError", "data_root", "download_mnist", "load_mnist",
-           "read_idx", "load_experiment_data", "build_polymnist", "build_split", "composite", "ensure_polymnist", "load_backgrounds",
+           "read_idx", "load_experiment_data", "background_crops", "check_backgrounds", "build_polymnist", "build_split", "composite", "ensure_polymnist", "load_backgrounds",
            "load_png_layout", "load_polymnist", "write_png_layout"]
 __all__ += ["CUBCaptions", "CUBImageCaptions", "Vocab", "caption_files", "find_images", "load_captions",
             "load_image_npz", "one_hot", "pair_by_name", "save_image_npz", "split_ids", "tokenize"]

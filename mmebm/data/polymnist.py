@@ -135,6 +135,30 @@ def composite(digits, background, crop_yx):
     return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
 
 
+def background_crops(backgrounds, n, rng):
+    """n tuples of digit-free images, uint8 [n, M, 3, 28, 28]: modality m a uniformly placed
+    28x28 crop of backgrounds[m], exactly a PolyMNIST sample whose digit is blank (the judges'
+    "no digit" class)."""
+    out = []
+    for bg in backgrounds:
+        yx = np.stack([rng.integers(0, bg.shape[0] - SIZE + 1, n), rng.integers(0, bg.shape[1] - SIZE + 1, n)], 1)
+        out.append(composite(np.zeros((n, SIZE, SIZE), np.uint8), bg, yx))
+    return np.stack(out, 1)
+
+
+def check_backgrounds(backgrounds_dir, data_dir, n_modalities=N_MODALITIES):
+    """The backgrounds of `backgrounds_dir`, checked against the sha256s that a built PolyMNIST
+    folder's meta.json records (when it has one), so "no digit" crops come from the same images."""
+    backgrounds, paths = load_backgrounds(backgrounds_dir, n_modalities)
+    meta = Path(data_dir) / "meta.json"
+    if meta.is_file():
+        for rec, path in zip(json.loads(meta.read_text()).get("backgrounds", []), paths):
+            if hashlib.sha256(path.read_bytes()).hexdigest() != rec["sha256"]:
+                raise DataError(f"background {path} is not the {rec['file']} that {data_dir} was built from "
+                                f"(sha256 differs): point --backgrounds at the folder the data was built with")
+    return backgrounds
+
+
 def build_split(mnist_images, mnist_labels, backgrounds, seed, split, progress=True, chunk=8192):
     """Build one split of PolyMNIST from MNIST arrays and background images."""
     # One independent stream per split, so the test split does not depend on the train size.
