@@ -57,6 +57,7 @@ class EBMPrior(nn.Module):
         self.n_steps, self.step_size, self.noise = n_steps, step_size, noise
         self.graph, self.sampler, self.sir_factor = graph, sampler, sir_factor
         self.fit, self.penalty, self.buffer = fit, penalty, buffer
+        self.last_ess = None  # the effective sample size of the last importance resampling
         self._graphs = {}  # key -> LangevinGraph; not state: rebuilt on demand
 
     def energy(self, z):
