@@ -278,9 +278,8 @@ def train(train_data, test_data=None, cfg=TrainConfig(), backgrounds=None):
         model.blurred_test_accuracy = {s: accuracy(model, test_data, transform=lambda x: blur(x, s))
                                        for s in BLUR_TEST_SIGMAS}
         if cfg.no_digit:  # crops from their own stream; the backgrounds are the training ones, so this checks fit, not novelty
-            x_nd, y_nd = no_digit_batch(backgrounds, N_NO_DIGIT_TEST, np.random.default_rng([cfg.seed, 1, NO_DIGIT]), "cpu")
-            model.no_digit_accuracy = accuracy(model, PolyMNIST((x_nd * 255).round().to(torch.uint8), y_nd),
-                                               transform=None)
+            crops = background_crops(backgrounds, N_NO_DIGIT_TEST, np.random.default_rng([cfg.seed, 1, NO_DIGIT]))
+            model.no_digit_accuracy = accuracy(model, PolyMNIST(crops, torch.full((N_NO_DIGIT_TEST,), NO_DIGIT)))
     return model
 
 
