@@ -6,8 +6,9 @@ known answers and do not depend on any model class:
     cross_coherence(gen [M, M, N, 3, 28, 28], labels [N], classifiers) -> CrossCoherence
     joint_coherence(samples [N, M, 3, 28, 28], classifiers)            -> float
 
-The model-level helpers (`model_cross_coherence`, `model_joint_coherence`) are thin loops over
-batches that need only the two methods of `CoherenceModel`.
+The model-level helpers (`model_cross_coherence(s)`, `model_joint_coherence`, `sample_predictions`)
+are thin loops over batches that need only the two methods of `CoherenceModel`; the plural forms
+score the same generations with several judge sets at once.
 
 Images are classified exactly as given (float, expected in [0, 1]; uint8 is scaled by 1/255):
 no clamping, so a model decides itself what its "decoded mean" is. Classification runs in
@@ -122,33 +123,49 @@ def joint_coherence(samples, classifiers, batch_size=2000):
 # --- model-level helpers: thin loops over CoherenceModel ---------------------------------------
 
 
-def model_cross_coherence(model: CoherenceModel, data, classifiers, batch_size=250, progress=True):
-    """Cross coherence of `model` on a PolyMNIST dataset (normally the test split, all of it).
-    Calls model.cross_generate(x, src) for every batch and source, with x on the data's device
-    (load the data on the model's device); put the model in eval() first."""
-    M = classifiers.n_modalities
-    if data.n_modalities != M:
-        raise ValueError(f"data has {data.n_modalities} modalities, classifiers {M}")
-    correct = torch.zeros(M, M, dtype=torch.long)
+def model_cross_coherences(model: CoherenceModel, data, judges, batch_size=250, progress=True):
+    """Cross coherence of `model` on a PolyMNIST dataset (normally the test split, all of it),
+    scored by every judge set of `judges` ({name: Classifiers}) on the same generations ->
+    {name: CrossCoherence}. Calls model.cross_generate(x, src) for every batch and source, with
+    x on the data's device (load the data on the model's device); put the model in eval() first."""
+    M = data.n_modalities
+    if any(c.n_modalities != M for c in judges.values()):
+        raise ValueError(f"data has {M} modalities, classifiers {[c.n_modalities for c in judges.values()]}")
+    correct = {name: torch.zeros(M, M, dtype=torch.long) for name in judges}
     for x, y in tqdm(data.batches(batch_size, shuffle=False), total=-(-len(data) // batch_size),
                      desc="cross coherence", disable=not progress):
         # all sources from one encoding where the model offers it (5x fewer encoder calls)
         gen_all = model.cross_generate_all(x) if hasattr(model, "cross_generate_all") else None
         for src in range(M):
-            gen = gen_all[src] if gen_all is not None else model.cross_generate(x, src)
-            pred = predict(classifiers, gen.detach())  # [B, M targets]
-            correct[src] += (pred == y.cpu()[:, None]).sum(0)
-    return CrossCoherence.from_counts(correct, len(data))
+            gen = (gen_all[src] if gen_all is not None else model.cross_generate(x, src)).detach()
+            for name, classifiers in judges.items():
+                correct[name][src] += (predict(classifiers, gen) == y.cpu()[:, None]).sum(0)  # [M targets]
+    return {name: CrossCoherence.from_counts(c, len(data)) for name, c in correct.items()}
+
+
+def model_cross_coherence(model: CoherenceModel, data, classifiers, batch_size=250, progress=True):
+    """`model_cross_coherences` with one judge set -> CrossCoherence."""
+    return model_cross_coherences(model, data, {"": classifiers}, batch_size, progress)[""]
+
+
+def sample_predictions(sample, judges, n, batch_size=500, progress=True, desc="joint coherence"):
+    """Predicted digits [n, M] of n joint samples from sample(k) -> images [k, M, 3, 28, 28],
+    drawn `batch_size` at a time (10,000 never sit in memory at once) and scored by every judge
+    set of `judges` ({name: Classifiers}) -> {name: predictions}. Scoring draws no random numbers,
+    so the samples do not depend on how many judge sets score them."""
+    preds = {name: [] for name in judges}
+    for s in tqdm(range(0, n, batch_size), desc=desc, disable=not progress):
+        x = sample(min(batch_size, n - s)).detach()
+        for name, classifiers in judges.items():
+            preds[name].append(predict(classifiers, x))
+    return {name: torch.cat(p) for name, p in preds.items()}
 
 
 def model_joint_coherence(model: CoherenceModel, classifiers, n=10_000, batch_size=500, progress=True):
-    """Joint coherence of n samples from model.sample, generated `batch_size` at a time so 10,000
-    never sit in memory at once. Returns (coherence, predictions [n, M]) so callers can also check
-    the digit histogram (a prior collapsed onto one digit is trivially coherent)."""
-    preds = []
-    for s in tqdm(range(0, n, batch_size), desc="joint coherence", disable=not progress):
-        preds.append(predict(classifiers, model.sample(min(batch_size, n - s)).detach()))
-    pred = torch.cat(preds)
+    """Joint coherence of n samples from model.sample. Returns (coherence, predictions [n, M]) so
+    callers can also check the digit histogram (a prior collapsed onto one digit is trivially
+    coherent)."""
+    pred = sample_predictions(model.sample, {"": classifiers}, n, batch_size, progress)[""]
     return joint_agreement(pred).double().mean().item(), pred
 
 

@@ -1,8 +1,16 @@
-"""Evaluation: python -m mmebm.evaluate RUN_DIR [--classifiers DIR] [--n-joint 10000]
+"""Evaluation: python -m mmebm.evaluate RUN_DIR [--classifiers DIR] [--judges DIR ...] [--n-joint 10000]
 
 Writes RUN_DIR/metrics.json: joint and cross coherence as in MMVAE+ (SPEC.md section 4), the 5x5
-cross-coherence matrix, the digits of the joint samples, the classifiers' test accuracies, and the config evaluated. For the EBM
-prior, also the joint coherence of samples from the untilted base p0, to show what tilting does.
+cross-coherence matrix, the digits of the joint samples, the classifiers' test accuracies, and the
+config evaluated. Every judge set (the main `--classifiers` and each `--judges`) scores the same
+generations; its numbers go to metrics["judges"][<its folder's name>], and the main set's are also
+the top-level keys. Besides the model's own prior, joint coherence is measured for two more
+sources of z, the columns of the prior hole (issue #27):
+
+- "p0": the EBM's untilted base density (EBM prior only): what tilting starts from;
+- "aggregate": the aggregate posterior, the posterior sample of a random training tuple through a
+  random expert: what a perfect prior would generate. The hole is aggregate - p0; the share a
+  prior closes, (prior - p0) / (aggregate - p0), is computed by report.hole_closed.
 """
 
 import argparse
@@ -14,25 +22,44 @@ from pathlib import Path
 import torch
 
 from .classifiers import Classifiers
-from .coherence import joint_agreement, model_cross_coherence, model_joint_coherence
+from .coherence import joint_agreement, model_cross_coherences, sample_predictions
 from .config import to_dict
 from .data import PolyMNIST
+from .objectives import pick
 from .train import load_checkpoint, model_from_state, resolve_device
 
+EVAL_VERSION = 2  # 2: several judge sets, the p0 and aggregate-posterior columns; older metrics.json are redone
 
-class _FromP0:
-    """The model with z drawn from the EBM's base density p0 instead of p_alpha."""
 
-    def __init__(self, model):
-        self.model = model
+@torch.no_grad()
+def aggregate_posterior_sample(model, train, n, batch_size=500):
+    """n draws of z from the aggregate posterior q(z) = E_x 1/M sum_m q(z | x_m): a uniformly
+    drawn training tuple through a uniformly drawn expert, one posterior sample each."""
+    idx = torch.randint(len(train), (n,))
+    expert = torch.randint(train.n_modalities, (n,))
+    out = []
+    for s in range(0, n, batch_size):
+        x, _ = train[idx[s : s + batch_size].to(train.images.device)]
+        z = model.objective.single_samples(model.encode(x).z)  # [B, M, Dz]
+        out.append(pick(z, expert[s : s + batch_size].to(z.device)))
+    return torch.cat(out)
 
-    def sample(self, n):
-        return self.model.sample(n, tilted=False)
+
+def joint_column(pred):
+    """What metrics.json keeps of one source of z, from the predictions [n, M] of its samples."""
+    ok = joint_agreement(pred)
+    return {"coherence": ok.double().mean().item(), "n": len(pred), "n_coherent": int(ok.sum()),
+            # the digits of the coherent samples alone: blurry samples that every judge reads as
+            # one digit count as coherent, so a share near 1 for one digit flags a degenerate joint
+            "coherent_digit_histogram": torch.bincount(pred[ok, 0], minlength=10)[:10].tolist(),
+            # modality 0's answers over all samples; [10] is "no digit" for judges with an eleventh class
+            "modality0_answers": torch.bincount(pred[:, 0], minlength=11).tolist()}
 
 
 def evaluate(run_dir, classifiers_dir="runs/classifiers", n_joint=10_000, device="auto", seed=0,
-             progress=True):
-    """Coherence of the model in `run_dir`; returns the metrics dict and writes metrics.json."""
+             progress=True, judges=()):
+    """Coherence of the model in `run_dir` scored by the classifiers in `classifiers_dir` and in each
+    folder of `judges`; returns the metrics dict and writes metrics.json."""
     device = resolve_device(device)
     t0 = time.perf_counter()
     state = load_checkpoint(Path(run_dir) / "checkpoint.pt", device)
@@ -40,31 +67,50 @@ def evaluate(run_dir, classifiers_dir="runs/classifiers", n_joint=10_000, device
     if cfg.model.dataset != "polymnist":
         raise ValueError(f"{run_dir} is a {cfg.model.dataset} run: coherence needs digit labels, so it is "
                          "PolyMNIST only; notebooks/04_cub.py shows what we measure on CUB")
-    classifiers = Classifiers.load(classifiers_dir, cfg.model.n_modalities, device)
+    folders = [Path(classifiers_dir), *(Path(j) for j in judges if Path(j) != Path(classifiers_dir))]
+    if len({f.name for f in folders}) < len(folders):
+        raise ValueError(f"judge folders need distinct names (their metrics are keyed by them): {folders}")
+    sets = {f.name: Classifiers.load(f, cfg.model.n_modalities, device) for f in folders}
+    main = folders[0].name
     test = PolyMNIST.load(cfg.data.root, "test", device, cfg.data.test_limit)
     torch.manual_seed(seed)  # posterior samples, w ~ p0(w) and Langevin noise: same seed, same numbers
-    cross = model_cross_coherence(model, test, classifiers, progress=progress)
-    joint, pred = model_joint_coherence(model, classifiers, n_joint, progress=progress)
+    cross = model_cross_coherences(model, test, sets, progress=progress)
+    sources = {"prior": lambda n: model.sample(n)}
+    if model.has_ebm:
+        sources["p0"] = lambda n: model.sample(n, tilted=False)
+    train = PolyMNIST.load(cfg.data.root, "train", "cpu", cfg.data.limit)  # on the CPU: a random subset moves
+    sources["aggregate"] = lambda n: model.decode_z(aggregate_posterior_sample(model, train, n))
+    preds = {src: sample_predictions(draw, sets, n_joint, progress=progress, desc=f"joint coherence, z ~ {src}")
+             for src, draw in sources.items()}
+    blocks = {name: {"folder": str(folder), "classifier_accuracy": sets[name].test_accuracy,
+                     "n_classes": sets[name].n_classes,
+                     "cross_coherence": cross[name].mean,
+                     "cross_coherence_per_target": cross[name].per_target.tolist(),
+                     "cross_coherence_matrix": cross[name].matrix.tolist(),  # [source][target]; diagonal: self-rec.
+                     "joint": {src: joint_column(p[name]) for src, p in preds.items()}}
+              for name, folder in zip(sets, folders)}
+    m, pred = blocks[main], preds["prior"][main]
     metrics = {
         "run": str(run_dir),
         "step": state["step"],
-        "joint_coherence": joint,
-        "cross_coherence": cross.mean,
-        "cross_coherence_per_target": cross.per_target.tolist(),
-        "cross_coherence_matrix": cross.matrix.tolist(),  # [source][target]; diagonal: self-reconstruction
+        "version": EVAL_VERSION,
+        # the main judges' numbers, as every earlier metrics.json had them
+        "joint_coherence": m["joint"]["prior"]["coherence"],
+        "cross_coherence": m["cross_coherence"],
+        "cross_coherence_per_target": m["cross_coherence_per_target"],
+        "cross_coherence_matrix": m["cross_coherence_matrix"],
         "joint_digit_histogram": torch.bincount(pred[:, 0], minlength=10).tolist(),
-        # the digits of the coherent samples alone: blurry samples that every classifier reads as
-        # the same digit count as coherent, so a share near 1 for one digit flags a degenerate joint
-        "joint_coherent_digit_histogram": torch.bincount(pred[joint_agreement(pred), 0], minlength=10).tolist(),
+        "joint_coherent_digit_histogram": m["joint"]["prior"]["coherent_digit_histogram"],
+        "joint_coherence_aggregate": m["joint"]["aggregate"]["coherence"],
         "n_joint": n_joint,
         "n_test": len(test),
-        "classifier_accuracy": classifiers.test_accuracy,
+        "classifier_accuracy": sets[main].test_accuracy,
+        "judges": blocks,
         "seed": seed,
         "config": to_dict(cfg),
     }
     if model.has_ebm:
-        metrics["joint_coherence_p0"], _ = model_joint_coherence(_FromP0(model), classifiers, n_joint,
-                                                                 progress=progress)
+        metrics["joint_coherence_p0"] = m["joint"]["p0"]["coherence"]
     metrics["eval_s"] = time.perf_counter() - t0
     path = Path(run_dir) / "metrics.json"
     tmp = path.with_suffix(".json.tmp")
@@ -78,19 +124,21 @@ def main(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir")
     p.add_argument("--classifiers", default="runs/classifiers", help="trained by python -m mmebm.classifiers")
+    p.add_argument("--judges", nargs="*", default=[],
+                   help="more classifier folders scoring the same generations (e.g. the protocol's judges)")
     p.add_argument("--n-joint", type=int, default=10_000, help="prior samples for joint coherence")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     try:
-        m = evaluate(args.run_dir, args.classifiers, args.n_joint, args.device, args.seed)
+        m = evaluate(args.run_dir, args.classifiers, args.n_joint, args.device, args.seed, judges=args.judges)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    line = f"joint coherence {m['joint_coherence']:.3f}, cross coherence {m['cross_coherence']:.3f}"
-    if "joint_coherence_p0" in m:
-        line += f", joint coherence with z ~ p0 {m['joint_coherence_p0']:.3f}"
-    print(f"{line}  ->  {Path(args.run_dir) / 'metrics.json'}")
+    for name, b in m["judges"].items():
+        joint = ", ".join(f"z ~ {src} {c['coherence']:.3f}" for src, c in b["joint"].items())
+        print(f"{name}: cross coherence {b['cross_coherence']:.3f}; joint coherence {joint}")
+    print(f"->  {Path(args.run_dir) / 'metrics.json'}")
     return 0
 
 

@@ -5,11 +5,14 @@
     learning_curve(run_dir)        -> {name: (steps, values)} from the eval rows of metrics.csv
     best_source(matrices)          -> the source modality with the highest mean cross coherence
     median_seed({0: .3, 1: .5, 2: .4}) -> 2, the seed whose value is the median (the lower one of an even count)
+    hole_closed(k_p0, k_prior, k_agg, n) -> (share, low, high): how much of the prior hole a prior closes
 """
 
 import csv
 import math
 import statistics
+
+import torch
 from pathlib import Path
 
 Z95 = 1.959963984540054  # the 0.975 quantile of N(0, 1)
@@ -62,3 +65,23 @@ def median_seed(values):
     middle ones; ties to the smaller seed): the run a figure shows as typical of its model."""
     ranked = sorted(values, key=lambda k: (values[k], k))
     return ranked[(len(ranked) - 1) // 2]
+
+
+MIN_HOLE = 0.02  # below this gap between the aggregate posterior and p0 there is no hole to speak of
+
+
+def hole_closed(k_p0, k_prior, k_agg, n, draws=20_000, seed=0, min_hole=MIN_HOLE):
+    """The share of the prior hole a prior closes, (prior - p0) / (aggregate - p0), from the
+    coherent counts of n joint samples with z ~ p0, z ~ the prior and z ~ the aggregate posterior,
+    with a 95 % parametric-bootstrap interval (each count redrawn as Binomial(n, k / n), the
+    2.5 and 97.5 percentiles of the ratio; draws whose hole is under min_hole are dropped).
+    (None, None, None) when the measured hole itself is under min_hole: nothing to close."""
+    if (k_agg - k_p0) / n < min_hole:
+        return None, None, None
+    g = torch.Generator().manual_seed(seed)
+    p0, prior, agg = (torch.binomial(torch.full((draws,), float(n)), torch.full((draws,), k / n), generator=g) / n
+                      for k in (k_p0, k_prior, k_agg))
+    keep = agg - p0 >= min_hole
+    ratio = ((prior - p0) / (agg - p0))[keep]
+    lo, hi = torch.quantile(ratio.double(), torch.tensor([0.025, 0.975], dtype=torch.float64)).tolist()
+    return (k_prior - k_p0) / (k_agg - k_p0), lo, hi

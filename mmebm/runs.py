@@ -14,25 +14,31 @@ import torch
 from . import classifiers as clf
 from .config import from_dict, load_config, to_dict
 from .data import load_experiment_data
-from .evaluate import evaluate
+from .evaluate import EVAL_VERSION, evaluate
 from .train import load_checkpoint, load_run, run_length, save_checkpoint, train
 from .weights import load_shipped
 
 
-def ensure_classifiers(polymnist_dir, out_dir, epochs=clf.TrainConfig.epochs, limit=None, shipped=None):
+def ensure_classifiers(polymnist_dir, out_dir, epochs=clf.TrainConfig.epochs, limit=None, shipped=None, options=()):
     """The coherence classifiers in `out_dir`: copied from `shipped` (a folder written by
-    Classifiers.save, e.g. weights/classifiers) if it holds them, else trained, unless already there."""
+    Classifiers.save, e.g. weights/classifiers) if it holds them, else trained, unless already
+    there. `options`: more arguments of `python -m mmebm.classifiers` (PROTOCOL_JUDGES for the
+    protocol's judges)."""
     out_dir = Path(out_dir)
     if not (out_dir / clf.INFO_FILE).is_file() and shipped is not None and (Path(shipped) / clf.INFO_FILE).is_file():
         shutil.copytree(shipped, out_dir, dirs_exist_ok=True)
     if not (out_dir / clf.INFO_FILE).is_file():
-        argv = ["--data", str(polymnist_dir), "--out", str(out_dir), "--epochs", str(epochs)]
+        argv = ["--data", str(polymnist_dir), "--out", str(out_dir), "--epochs", str(epochs), *options]
         threads = torch.get_num_threads()  # the CLI picks its own thread count; keep ours
         try:
             clf.main(argv + (["--limit", str(limit)] if limit else []))
         finally:
             torch.set_num_threads(threads)
     return clf.Classifiers.load(out_dir)
+
+
+# the protocol's judges (weights/classifiers_protocol): clean training images, and a "no digit" class
+PROTOCOL_JUDGES = ("--no-digit", "--blur", "0")
 
 
 def ensure_trained(config, profile, run_dir, overrides=()):
@@ -210,17 +216,45 @@ def ensure_seeded_runs(configs, profile, seeds, runs_dir, weights_dir=None, over
     return out
 
 
-def ensure_evaluated(run_dir, classifiers_dir, n_joint=10_000, device="auto"):
-    """RUN_DIR/metrics.json, computed if missing, older than the checkpoint, or for another n_joint
-    or other classifiers (told apart by their test accuracies)."""
+REFIT = "+refit"  # the index's config name of a run's refitted variant: "<config>+refit"
+
+
+def ensure_refitted_runs(runs, runs_dir, cfg=None, device="auto", index=INDEX_FILE):
+    """The refitted EBM prior (mmebm.refit, the variant of issue #27) of every EBM run in `runs`
+    (ensure_seeded_runs' result) in <run folder>-refit, refitted unless there; added to
+    RUNS_DIR/<index> as config "<config>+refit". Returns {("<config>+refit", seed): (model, folder,
+    "refitted")}."""
+    from .refit import RefitConfig, ensure_refit
+
+    out = {}
+    for (name, seed), (model, d, _) in runs.items():
+        if model.has_ebm and not name.endswith(REFIT):
+            folder = ensure_refit(d, cfg or RefitConfig(), device)
+            out[name + REFIT, seed] = (load_run(folder)[0], folder, "refitted")
+    path = Path(runs_dir) / index
+    listed = json.loads(path.read_text())
+    listed["runs"] = [r for r in listed["runs"] if not r["config"].endswith(REFIT)]
+    listed["runs"] += [{"config": name, "seed": seed, "run": str(d), "weights": source}
+                       for (name, seed), (_, d, source) in out.items()]
+    path.write_text(json.dumps(listed, indent=2) + "\n")
+    return out
+
+
+def ensure_evaluated(run_dir, classifiers_dir, n_joint=10_000, device="auto", judges=()):
+    """RUN_DIR/metrics.json, computed if missing, older than the checkpoint or than this evaluation
+    (evaluate.EVAL_VERSION), or for another n_joint or other judges (each set told apart by its
+    folder's name and its test accuracies)."""
     path = Path(run_dir) / "metrics.json"
     if path.is_file():
         metrics = json.loads(path.read_text())
         same_step = metrics.get("step") == load_checkpoint(Path(run_dir) / "checkpoint.pt")["step"]
-        judges = json.loads((Path(classifiers_dir) / clf.INFO_FILE).read_text()).get("test_accuracy")
-        if same_step and metrics.get("n_joint") == n_joint and metrics.get("classifier_accuracy") == judges:
+        folders = [Path(classifiers_dir), *(Path(j) for j in judges if Path(j) != Path(classifiers_dir))]
+        wanted = {f.name: json.loads((f / clf.INFO_FILE).read_text()).get("test_accuracy") for f in folders}
+        had = {name: b.get("classifier_accuracy") for name, b in metrics.get("judges", {}).items()}
+        if (same_step and metrics.get("version") == EVAL_VERSION and metrics.get("n_joint") == n_joint
+                and had == wanted):
             return metrics
-    return evaluate(run_dir, classifiers_dir, n_joint, device, progress=False)
+    return evaluate(run_dir, classifiers_dir, n_joint, device, progress=False, judges=judges)
 
 
 def main(argv=None):
@@ -236,11 +270,16 @@ def main(argv=None):
 
 
 def coherence_table(metrics):
-    """A plain-text table of joint / cross coherence (and joint with z ~ p0) per run."""
-    lines = [f"{'model':<26}{'joint':>8}{'cross':>8}{'joint, z~p0':>13}"]
+    """A plain-text table per run: joint and cross coherence under every judge set, and the joint
+    coherence of z ~ p0 (EBM prior) and of z from the aggregate posterior."""
+    lines = []
     for name, m in metrics.items():
-        p0 = f"{m['joint_coherence_p0']:.3f}" if "joint_coherence_p0" in m else "-"
-        lines.append(f"{name:<26}{m['joint_coherence']:>8.3f}{m['cross_coherence']:>8.3f}{p0:>13}")
+        for judges, b in m["judges"].items():
+            if not lines:
+                lines.append(f"{'run':<32}{'judges':<22}{'joint':>7}{'cross':>7}{'z~p0':>7}{'z~aggr.':>9}")
+            p0 = f"{b['joint']['p0']['coherence']:.3f}" if "p0" in b["joint"] else "-"
+            lines.append(f"{name:<32}{judges:<22}{b['joint']['prior']['coherence']:>7.3f}{b['cross_coherence']:>7.3f}"
+                         f"{p0:>7}{b['joint']['aggregate']['coherence']:>9.3f}")
     return "\n".join(lines)
 
 

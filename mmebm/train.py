@@ -262,6 +262,9 @@ class Session:
         if state.get("shipped"):
             raise ConfigError(f"--resume: {self.ckpt_path} holds shipped weights without optimizer state; "
                               "train into a new --out (or delete the folder) to train from scratch")
+        if state.get("refit"):
+            raise ConfigError(f"--resume: {self.ckpt_path} holds an EBM prior refitted on a frozen VAE (mmebm.refit), "
+                              f"without optimizer state; resume its source run, {state['refit']['source']}")
         # through from_dict first: a checkpoint from before a config key existed gets its default
         if _comparable(to_dict(from_dict(state["config"]))) != _comparable(to_dict(self.cfg)):
             raise ConfigError(f"--resume: the config differs from the one in {self.ckpt_path}; "

@@ -24,23 +24,29 @@ TINY_CUB = ["model.z_dim=8", "model.w_dim=4", "model.langevin_steps=5", "data.li
             "train.max_steps=2"]
 
 
+TINY_REFIT = dict(steps=2, n_train=64)  # the refitted EBM priors of 02_models
+
 TINY_EXPERIMENTS = ["polymnist_mmvae", "polymnist_mmvae_ebm", "polymnist_mmvaeplus", "polymnist_mmvaeplus_ebm",
                     "polymnist_mvtcae"]
 
 
 @pytest.fixture(scope="module")
-def tiny_runs(polymnist_dir, tmp_path_factory):
+def tiny_runs(data_root, polymnist_dir, tmp_path_factory):
     """The four PolyMNIST models and one of the other baselines (03_results marks the others not
     run), tiny, trained and evaluated: what 02_models loads and 03_results reads."""
-    from mmebm.runs import ensure_classifiers, ensure_evaluated, ensure_seeded_runs
+    from mmebm.refit import RefitConfig
+    from mmebm.runs import PROTOCOL_JUDGES, ensure_classifiers, ensure_evaluated, ensure_refitted_runs, ensure_seeded_runs
 
     root = tmp_path_factory.mktemp("runs")
     ensure_classifiers(polymnist_dir, root / "classifiers", epochs=1, limit=2000)
+    ensure_classifiers(polymnist_dir, root / "classifiers_protocol", epochs=1, limit=2000,
+                       options=[*PROTOCOL_JUDGES, "--backgrounds", str(data_root / "polymnist" / "backgrounds")])
     runs = ensure_seeded_runs(TINY_EXPERIMENTS, "cpu", [0], root, None, [f"data.root={polymnist_dir}", "train.device=cpu",
                                                               f"train.eval_classifiers={root / 'classifiers'}",
                                                               *TINY_MODEL])
+    runs |= ensure_refitted_runs(runs, root, RefitConfig(**TINY_REFIT), "cpu")
     for _, run, _ in runs.values():
-        ensure_evaluated(run, root / "classifiers", n_joint=100, device="cpu")
+        ensure_evaluated(run, root / "classifiers", n_joint=100, device="cpu", judges=[root / "classifiers_protocol"])
     return root
 
 
@@ -52,9 +58,12 @@ def tiny_parameters(name, data_root, polymnist_dir, tmp, request):
     if name in ("02_models", "03_results"):  # the runs trained once per module (02 loads and evaluates them)
         runs = request.getfixturevalue("tiny_runs")
         if name == "03_results":
-            return dict(common, runs_dir=str(runs), polymnist_dir=str(polymnist_dir), n_show=4, chain_show=[0, 2, 5])
+            return dict(common, runs_dir=str(runs), polymnist_dir=str(polymnist_dir), n_show=4, chain_show=[0, 2, 5],
+                        n_untrained=50)
         return dict(tiny_run, runs_dir=str(runs), classifiers_dir=str(runs / "classifiers"), experiments=TINY_EXPERIMENTS,
-                    polymnist_dir=str(polymnist_dir), weights_dir=str(tmp / "no_weights"))
+                    protocol_judges_dir=str(runs / "classifiers_protocol"), refit_steps=TINY_REFIT["steps"],
+                    refit_n_train=TINY_REFIT["n_train"], polymnist_dir=str(polymnist_dir),
+                    weights_dir=str(tmp / "no_weights"))
     return {
         "00_polymnist": dict(common, out_dir=str(tmp / "polymnist"), limit=1000, n_show=4),
         "01_objectives": dict(common, n_samples=2000, n_iters=60, n_iters_vae=60, batch_size=128),
