@@ -77,7 +77,7 @@ class ModelConfig:
     ebm_sampler: str = "langevin"  # "langevin" (the paper) | "sir" | "sir+langevin": importance resampling of
                                   # ebm_sir_factor draws from p0 per sample, then (+langevin) the run's chains
     ebm_sir_factor: int = 20
-    ebm_penalty: float = 0.0      # "mle": + ebm_penalty * mean f_alpha^2 (Du & Mordatch 2019)
+    ebm_penalty: float = 0.0      # "mle": + ebm_penalty * mean f_alpha^2 (Du & Mordatch 2019); mmebm.refit sets 0.1
     ebm_buffer: int = 0           # "mle": persistent chains, a replay buffer of this many states (0: fresh chains
                                   # from p0, the paper). Not in checkpoints: a resumed run refills it from p0
 

@@ -78,7 +78,7 @@ def evaluate(run_dir, classifiers_dir="runs/classifiers", n_joint=10_000, device
     sources = {"prior": lambda n: model.sample(n)}
     if model.has_ebm:
         sources["p0"] = lambda n: model.sample(n, tilted=False)
-    train = PolyMNIST.load(cfg.data.root, "train", "cpu", cfg.data.limit)  # on the CPU: a random subset moves
+    train = PolyMNIST.load_cached(cfg.data.root, "train", cfg.data.limit)  # on the CPU: a random subset moves
     sources["aggregate"] = lambda n: model.decode_z(aggregate_posterior_sample(model, train, n))
     preds = {src: sample_predictions(draw, sets, n_joint, progress=progress, desc=f"joint coherence, z ~ {src}")
              for src, draw in sources.items()}

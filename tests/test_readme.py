@@ -3,8 +3,8 @@
 Every table in the README's results sections is a verbatim subset of a table in figures/: the
 line `<!-- from figures/NAME -->` right before it names the file, the source table is the first
 one there whose header holds all of the README table's column names, and each README row is
-matched to the source row with the same label (its first column, plus `profile` and `seed` where
-the README table has them). Columns are matched by name, not position, so figures/ may gain
+matched to the source row with the same label (its first column, plus `profile`, `seed` and `judges`
+where the README table has them). Columns are matched by name, not position, so figures/ may gain
 columns. Also: the README is at most 15 KB, the two commands are on its first screen, and every
 relative link in it points to a file that exists. Plain text only: no torch, no network.
 """
@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 MAX_BYTES = 15 * 1024
-KEY_COLUMNS = ("profile", "seed")  # besides the first column, when the README table has them
+KEY_COLUMNS = ("profile", "seed", "judges")  # besides the first column, when the README table has them
 MARKER = re.compile(r"<!--\s*from\s+(\S+)\s*-->")
 
 
