@@ -316,8 +316,9 @@ def main(argv=None):
     cfg = TrainConfig(arch=args.arch, bf16=args.bf16, blur=args.blur, no_digit=args.no_digit, epochs=args.epochs,
                       batch_size=args.batch_size, lr=args.lr,
                       seed=args.seed, device=args.device, no_dropout_epochs=min(args.no_dropout_epochs, args.epochs))
-    train_data = PolyMNIST.load(args.data, "train", limit=args.limit)
-    test_data = PolyMNIST.load(args.data, "test", limit=args.limit)
+    # cached: a process that trains both judge sets (02_models, the tests) reads each split once
+    train_data = PolyMNIST.load_cached(args.data, "train", args.limit)
+    test_data = PolyMNIST.load_cached(args.data, "test", args.limit)
     backgrounds = None
     if cfg.no_digit:
         backgrounds = check_backgrounds(args.backgrounds or data_root() / "polymnist" / "backgrounds", args.data,

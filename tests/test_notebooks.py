@@ -38,8 +38,8 @@ def tiny_runs(data_root, polymnist_dir, tmp_path_factory):
     from mmebm.runs import PROTOCOL_JUDGES, ensure_classifiers, ensure_evaluated, ensure_refitted_runs, ensure_seeded_runs
 
     root = tmp_path_factory.mktemp("runs")
-    ensure_classifiers(polymnist_dir, root / "classifiers", epochs=1, limit=2000)
-    ensure_classifiers(polymnist_dir, root / "classifiers_protocol", epochs=1, limit=2000,
+    ensure_classifiers(polymnist_dir, root / "classifiers", epochs=1, limit=1000)
+    ensure_classifiers(polymnist_dir, root / "classifiers_protocol", epochs=1, limit=1000,
                        options=[*PROTOCOL_JUDGES, "--backgrounds", str(data_root / "polymnist" / "backgrounds")])
     runs = ensure_seeded_runs(TINY_EXPERIMENTS, "cpu", [0], root, None, [f"data.root={polymnist_dir}", "train.device=cpu",
                                                               f"train.eval_classifiers={root / 'classifiers'}",
@@ -54,7 +54,7 @@ def tiny_parameters(name, data_root, polymnist_dir, tmp, request):
     """Parameters that make each notebook run in seconds; every path is absolute."""
     common = dict(data_root=str(data_root), figures_dir=str(tmp / "figures"))
     tiny_run = dict(common, runs_dir=str(tmp / "runs"), classifiers_dir=str(tmp / "classifiers"), n_joint=100,
-                    classifier_epochs=1, classifier_limit=2000, device="cpu", overrides=TINY_MODEL)
+                    classifier_epochs=1, classifier_limit=1000, device="cpu", overrides=TINY_MODEL)
     if name in ("02_models", "03_results"):  # the runs trained once per module (02 loads and evaluates them)
         runs = request.getfixturevalue("tiny_runs")
         if name == "03_results":
