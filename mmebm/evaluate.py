@@ -72,7 +72,7 @@ def evaluate(run_dir, classifiers_dir="runs/classifiers", n_joint=10_000, device
         raise ValueError(f"judge folders need distinct names (their metrics are keyed by them): {folders}")
     sets = {f.name: Classifiers.load(f, cfg.model.n_modalities, device) for f in folders}
     main = folders[0].name
-    test = PolyMNIST.load(cfg.data.root, "test", device, cfg.data.test_limit)
+    test = PolyMNIST.load_cached(cfg.data.root, "test", cfg.data.test_limit, device)
     torch.manual_seed(seed)  # posterior samples, w ~ p0(w) and Langevin noise: same seed, same numbers
     cross = model_cross_coherences(model, test, sets, progress=progress)
     sources = {"prior": lambda n: model.sample(n)}

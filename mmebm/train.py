@@ -118,7 +118,7 @@ def coherence_probe(cfg, device):
         classifiers = Classifiers.load(tc.eval_classifiers, cfg.model.n_modalities, device)
     except FileNotFoundError as e:
         raise ConfigError(f"train.eval_every={tc.eval_every} needs the classifiers: {e}") from e
-    return CoherenceProbe(classifiers, PolyMNIST.load(cfg.data.root, "test", device, tc.eval_test), tc.eval_joint,
+    return CoherenceProbe(classifiers, PolyMNIST.load_cached(cfg.data.root, "test", tc.eval_test, device), tc.eval_joint,
                           seed=tc.seed)
 
 

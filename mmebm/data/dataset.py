@@ -26,18 +26,17 @@ class PolyMNIST:
         """Load a built split (see `python -m mmebm.data polymnist`). `limit` keeps `limit` evenly
         spaced tuples; tuples are sorted by digit, so every class stays represented."""
         data = load_polymnist(root, split)
-        images, labels = data.images, data.labels
-        if limit is not None and limit < len(labels):
-            keep = torch.linspace(0, len(labels) - 1, limit).round().long().numpy()
-            images, labels = images[keep], labels[keep]
-        return cls(images, labels, device)
+        return cls(*_evenly_spaced(data.images, data.labels, limit), device)
 
     @classmethod
-    def load_cached(cls, root, split, limit=None):
-        """`load` on the CPU, kept for the next call with the same arguments and files: evaluating
-        several runs in one process reads the 705 MB train split once. Read-only use only."""
+    def load_cached(cls, root, split, limit=None, device="cpu"):
+        """`load`, with the split's arrays kept for the next call in this process (the same files,
+        any limit): training, evaluating and judging several runs in one process (02_models, the
+        tests) read the 705 MB train split once. The arrays are shared: read-only use only."""
         npz = Path(root) / f"polymnist_{split}.npz"
-        return _load_cached(cls, str(Path(root).resolve()), split, limit, npz.stat().st_mtime_ns if npz.is_file() else None)
+        stamp = npz.stat().st_mtime_ns if npz.is_file() else None
+        full = _load_full(str(Path(root).resolve()), split, stamp)
+        return cls(*_evenly_spaced(full.images, full.labels, limit), device)
 
     @property
     def n_modalities(self):
@@ -60,6 +59,14 @@ class PolyMNIST:
             yield self[order[s : s + batch_size]]
 
 
-@lru_cache(maxsize=2)
-def _load_cached(cls, root, split, limit, stamp):
-    return cls.load(root, split, "cpu", limit)
+
+def _evenly_spaced(images, labels, limit):
+    if limit is not None and limit < len(labels):
+        keep = torch.linspace(0, len(labels) - 1, limit).round().long().numpy()
+        return images[keep], labels[keep]
+    return images, labels
+
+
+@lru_cache(maxsize=2)  # the train and the test split
+def _load_full(root, split, stamp):
+    return load_polymnist(root, split)

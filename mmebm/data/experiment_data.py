@@ -12,7 +12,7 @@ def load_experiment_data(cfg, split, device="cpu", limit=None):
 
     dataset = cfg.model.dataset
     if dataset == "polymnist":
-        data = PolyMNIST.load(cfg.data.root, split, device, limit)
+        data = PolyMNIST.load_cached(cfg.data.root, split, limit, device)
         return data, lambda idx: data[idx][0]
     root, cache = data_root(cfg.data.root or None), cfg.data.cache_dir
     if dataset == "cub":
