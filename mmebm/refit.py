@@ -15,6 +15,7 @@ are bit-identical to the source run's, and the config records the penalty.
 """
 
 import argparse
+import hashlib
 import shutil
 import sys
 import time
@@ -80,7 +81,8 @@ def refit_run(src, out=None, cfg=RefitConfig(), device="auto"):
     torch.manual_seed(cfg.seed + 1)
     loss = refit_prior(model.prior, pool, cfg, cfg.lr or mcfg.model.ebm_lr)
     mcfg.model.ebm_penalty = cfg.penalty
-    refit = {**asdict(cfg), "lr": cfg.lr or mcfg.model.ebm_lr, "source": str(src), "final_loss": loss,
+    refit = {**asdict(cfg), "lr": cfg.lr or mcfg.model.ebm_lr, "source": str(src), "source_sha256": _sha256(src),
+             "final_loss": loss,
              "seconds": round(time.perf_counter() - t0, 1), "device": str(device)}
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").unlink(missing_ok=True)  # an evaluation of an earlier refit is not this one's
@@ -92,14 +94,18 @@ def refit_run(src, out=None, cfg=RefitConfig(), device="auto"):
     return out
 
 
+def _sha256(run_dir):
+    return hashlib.sha256((Path(run_dir) / "checkpoint.pt").read_bytes()).hexdigest()
+
+
 def ensure_refit(src, cfg=RefitConfig(), device="auto"):
-    """SRC-refit, refitted unless it already holds a refit of this source's step with these settings."""
+    """SRC-refit, refitted unless it already holds a refit of this source checkpoint with these settings."""
     src = Path(src)
     out = src.with_name(src.name + SUFFIX)
     if (out / "checkpoint.pt").is_file():
         old = load_checkpoint(out / "checkpoint.pt")
         same = all(old.get("refit", {}).get(k) == v for k, v in asdict(cfg).items() if not (k == "lr" and v is None))
-        if same and old["step"] == load_checkpoint(src / "checkpoint.pt")["step"]:
+        if same and old["refit"].get("source_sha256") == _sha256(src):  # the same weights refitted alike
             return out
     return refit_run(src, out, cfg, device)
 

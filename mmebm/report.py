@@ -11,9 +11,9 @@
 import csv
 import math
 import statistics
+from pathlib import Path
 
 import torch
-from pathlib import Path
 
 Z95 = 1.959963984540054  # the 0.975 quantile of N(0, 1)
 

@@ -178,6 +178,7 @@ def install_shipped(weights_dir, run_dir, data=None):
         if old["shipped"]["sha256"] == manifest["sha256"] and to_dict(from_dict(old["config"])) == to_dict(config):
             return model
     run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "metrics.json").unlink(missing_ok=True)  # an evaluation of other weights (of the same step count)
     save_checkpoint(ckpt, {"model": model.state_dict(), "step": manifest["steps"], "config": to_dict(config),
                            "shipped": manifest})
     (run_dir / "metrics.csv").write_bytes((Path(weights_dir) / "metrics.csv").read_bytes())

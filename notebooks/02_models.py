@@ -285,6 +285,6 @@ fig = plots.joint_figure(models, n=8, seed=seed)
 # %%
 test = PolyMNIST.load(polymnist_dir, "test")
 x, y = test[torch.arange(0, len(test), len(test) // 8)[:8]]
-src = best_source(m["cross_coherence_matrix"] for m in metrics.values())
+src = best_source(m["cross_coherence_matrix"] for (name, _), m in metrics.items() if name in experiments)
 fig = plots.cross_figure(models, x, src=src, seed=seed)
 print("digits:", y.tolist())

@@ -14,7 +14,7 @@ from mmebm.evaluate import EVAL_VERSION, aggregate_posterior_sample, evaluate
 from mmebm.refit import RefitConfig, ensure_refit, refit_run
 from mmebm.report import hole_closed
 from mmebm.runs import ensure_evaluated
-from mmebm.train import load_checkpoint, load_run, train
+from mmebm.train import load_checkpoint, load_run, save_checkpoint, train
 
 TINY = ["model.net=conv", "model.z_dim=8", "model.w_dim=4", "model.langevin_steps=5", "data.limit=128",
         "data.test_limit=100", "train.batch_size=32", "train.max_steps=3", "train.eval_every=0", "train.device=cpu"]
@@ -119,6 +119,13 @@ def test_refit_changes_f_alpha_alone_and_is_evaluated_not_resumed(ebm_run, polym
     # same seed, same refit
     again = refit_run(root / "run", root / "again", cfg, "cpu")
     assert all(torch.equal(v, load_run(again)[0].state_dict()[k]) for k, v in after.state_dict().items())
+    # other source weights (the same step count): refitted again, and its old evaluation dropped
+    (out / "metrics.json").write_text("{}")
+    src = load_checkpoint(root / "run" / "checkpoint.pt")
+    save_checkpoint(root / "run" / "checkpoint.pt", {**src, "model": {k: v + 1e-3 if k.startswith("enc") else v
+                                                                       for k, v in src["model"].items()}})
+    ensure_refit(root / "run", cfg, "cpu")
+    assert (out / "checkpoint.pt").stat().st_mtime_ns != stamp and not (out / "metrics.json").exists()
     with pytest.raises(ConfigError, match="refitted"):
         train(load_config("polymnist_mmvae_ebm", "cpu", [f"data.root={polymnist_dir}", *TINY, "train.max_steps=5",
                                                          "model.ebm_penalty=0.1"]), out, resume=True, progress=False)

@@ -59,7 +59,6 @@ class PolyMNIST:
             yield self[order[s : s + batch_size]]
 
 
-
 def _evenly_spaced(images, labels, limit):
     if limit is not None and limit < len(labels):
         keep = torch.linspace(0, len(labels) - 1, limit).round().long().numpy()
