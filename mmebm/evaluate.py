@@ -37,10 +37,11 @@ def aggregate_posterior_sample(model, train, n, batch_size=500):
     drawn training tuple through a uniformly drawn expert, one posterior sample each."""
     idx = torch.randint(len(train), (n,))
     expert = torch.randint(train.n_modalities, (n,))
+    device = next(model.parameters()).device
     out = []
     for s in range(0, n, batch_size):
         x, _ = train[idx[s : s + batch_size].to(train.images.device)]
-        z = model.objective.single_samples(model.encode(x).z)  # [B, M, Dz]
+        z = model.objective.single_samples(model.encode(x.to(device)).z)  # [B, M, Dz]
         out.append(pick(z, expert[s : s + batch_size].to(z.device)))
     return torch.cat(out)
 

@@ -109,3 +109,21 @@ def test_paper_profile_resumes_as_exactly_as_the_gpu_repeats_itself(polymnist_di
     print(f"paper profile on {torch.cuda.get_device_name()}: straight vs straight max |diff| {repeat:.3g}, "
           f"straight vs resumed {resumed:.3g}")
     assert resumed <= max(10 * repeat, 0.0), (resumed, repeat)
+
+
+def test_evaluation_and_refit_run_on_cuda(polymnist_dir, tmp_path):
+    """The prior hole's columns and the refit with the model on the GPU (the train split stays on
+    the CPU for the aggregate posterior's draws)."""
+    from mmebm.classifiers import Classifiers
+    from mmebm.evaluate import evaluate
+    from mmebm.refit import RefitConfig, refit_run
+
+    cfg = load_config("polymnist_mmvae_ebm", "cpu", [f"data.root={polymnist_dir}", "model.net=conv", "model.z_dim=8",
+                                                     "model.langevin_steps=5", "data.limit=128", "data.test_limit=100",
+                                                     "train.batch_size=32", "train.max_steps=2", "train.eval_every=0",
+                                                     "train.device=cuda"])
+    train(cfg, tmp_path / "run", progress=False)
+    Classifiers(5).save(tmp_path / "classifiers")
+    out = refit_run(tmp_path / "run", cfg=RefitConfig(steps=3, n_train=64, batch_size=8), device="cuda")
+    m = evaluate(out, tmp_path / "classifiers", n_joint=40, device="cuda", progress=False)
+    assert set(m["judges"]["classifiers"]["joint"]) == {"prior", "p0", "aggregate"}
