@@ -46,6 +46,11 @@ def aggregate_posterior_sample(model, train, n, batch_size=500):
     return torch.cat(out)
 
 
+def judge_folders(classifiers_dir, judges=()):
+    """The main judges' folder, then every other one of `judges` (the main one listed again is skipped)."""
+    return [Path(classifiers_dir), *(Path(j) for j in judges if Path(j) != Path(classifiers_dir))]
+
+
 def joint_column(pred):
     """What metrics.json keeps of one source of z, from the predictions [n, M] of its samples."""
     ok = joint_agreement(pred)
@@ -68,7 +73,7 @@ def evaluate(run_dir, classifiers_dir="runs/classifiers", n_joint=10_000, device
     if cfg.model.dataset != "polymnist":
         raise ValueError(f"{run_dir} is a {cfg.model.dataset} run: coherence needs digit labels, so it is "
                          "PolyMNIST only; notebooks/04_cub.py shows what we measure on CUB")
-    folders = [Path(classifiers_dir), *(Path(j) for j in judges if Path(j) != Path(classifiers_dir))]
+    folders = judge_folders(classifiers_dir, judges)
     if len({f.name for f in folders}) < len(folders):
         raise ValueError(f"judge folders need distinct names (their metrics are keyed by them): {folders}")
     sets = {f.name: Classifiers.load(f, cfg.model.n_modalities, device) for f in folders}

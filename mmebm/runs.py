@@ -14,7 +14,7 @@ import torch
 from . import classifiers as clf
 from .config import from_dict, load_config, to_dict
 from .data import load_experiment_data
-from .evaluate import EVAL_VERSION, evaluate
+from .evaluate import EVAL_VERSION, evaluate, judge_folders
 from .train import load_checkpoint, load_run, run_length, save_checkpoint, train
 from .weights import load_shipped
 
@@ -249,7 +249,7 @@ def ensure_evaluated(run_dir, classifiers_dir, n_joint=10_000, device="auto", ju
     if path.is_file():
         metrics = json.loads(path.read_text())
         same_step = metrics.get("step") == load_checkpoint(Path(run_dir) / "checkpoint.pt")["step"]
-        folders = [Path(classifiers_dir), *(Path(j) for j in judges if Path(j) != Path(classifiers_dir))]
+        folders = judge_folders(classifiers_dir, judges)
         wanted = {f.name: json.loads((f / clf.INFO_FILE).read_text()).get("test_accuracy") for f in folders}
         had = {name: b.get("classifier_accuracy") for name, b in metrics.get("judges", {}).items()}
         if (same_step and metrics.get("version") == EVAL_VERSION and metrics.get("n_joint") == n_joint
@@ -273,11 +273,9 @@ def main(argv=None):
 def coherence_table(metrics):
     """A plain-text table per run: joint and cross coherence under every judge set, and the joint
     coherence of z ~ p0 (EBM prior) and of z from the aggregate posterior."""
-    lines = []
+    lines = [f"{'run':<32}{'judges':<22}{'joint':>7}{'cross':>7}{'z~p0':>7}{'z~aggr.':>9}"]
     for name, m in metrics.items():
         for judges, b in m["judges"].items():
-            if not lines:
-                lines.append(f"{'run':<32}{'judges':<22}{'joint':>7}{'cross':>7}{'z~p0':>7}{'z~aggr.':>9}")
             p0 = f"{b['joint']['p0']['coherence']:.3f}" if "p0" in b["joint"] else "-"
             lines.append(f"{name:<32}{judges:<22}{b['joint']['prior']['coherence']:>7.3f}{b['cross_coherence']:>7.3f}"
                          f"{p0:>7}{b['joint']['aggregate']['coherence']:>9.3f}")
