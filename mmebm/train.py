@@ -8,6 +8,7 @@ each optimizer step; only rank 0 logs and checkpoints).
 import argparse
 import csv
 import ctypes
+import math
 import os
 import sys
 import time
@@ -63,11 +64,14 @@ def model_from_state(state, device="cpu"):
 
 # Keys that say how long and how verbosely to run, not what to train: a resumed run may change them.
 RUN_CONTROL = ("epochs", "max_steps", "time_budget_s", "log_every", "checkpoint_every", "tensorboard", "device",
-               "eval_every", "eval_classifiers", "eval_test", "eval_joint")
+               "eval_every", "eval_classifiers", "eval_test", "eval_joint", "eval_spacing", "snapshots")
 
 
 def _comparable(config):
-    return {**config, "train": {k: v for k, v in config["train"].items() if k not in RUN_CONTROL}}
+    # an lr schedule spans the run's length: then epochs and max_steps say what is trained, not how long to run
+    control = RUN_CONTROL if config["train"].get("lr_schedule", "constant") == "constant" else \
+        tuple(k for k in RUN_CONTROL if k not in ("epochs", "max_steps"))
+    return {**config, "train": {k: v for k, v in config["train"].items() if k not in control}}
 
 
 def keep_freed_memory():
@@ -166,6 +170,33 @@ class MetricsLog:
 # ---------------------------------------------------------------- the loop
 
 
+def lr_factor(tc, step, total, fresh_at=0):
+    """The multiplier of train.lr (and model.ebm_lr) at optimizer step `step` (0-based) of a run of
+    `total` steps: the linear warm-up from where the optimizer started (`fresh_at`), then
+    train.lr_schedule over the steps after it."""
+    ramp = min(1.0, (step + 1 - fresh_at) / tc.warmup_steps) if tc.warmup_steps else 1.0
+    start = fresh_at + tc.warmup_steps
+    t = min(1.0, max(0.0, (step - start) / max(1, total - start)))  # how far through the decay
+    if tc.lr_schedule == "cosine":
+        return ramp * 0.5 * (1 + math.cos(math.pi * t))
+    if tc.lr_schedule == "step":
+        return ramp * tc.lr_gamma ** sum(t >= m for m in tc.lr_milestones)
+    return ramp
+
+
+def probe_steps(tc, total):
+    """The steps after which train.eval_every probes (step 0 and the last step come on top)."""
+    if not tc.eval_every:
+        return set()
+    if tc.eval_spacing == "linear":
+        return set(range(tc.eval_every, total + 1, tc.eval_every))
+    steps, k = set(), 0
+    while (step := round(tc.eval_every * 2 ** (k / 2))) <= total:
+        steps.add(step)
+        k += 1
+    return steps
+
+
 def set_lr(opt, lr):
     for group in (opt.param_groups if opt is not None else ()):
         group["lr"] = lr
@@ -181,7 +212,8 @@ def warm_start_state(weights_dir, cfg):
 
     def recipe(config):  # what was trained: not where the data lives or how much of it is probed
         config = _comparable(config)
-        config["train"].pop("warmup_steps", None)  # how the fresh optimizer starts, not what was trained
+        for key in ("warmup_steps", "lr_schedule", "lr_milestones", "lr_gamma", "epochs", "max_steps"):  # its own lr
+            config["train"].pop(key, None)
         return {**config, "data": {k: v for k, v in config["data"].items() if k not in ("root", "cache_dir", "test_limit")}}
 
     saved, now = recipe(to_dict(from_dict(manifest["config"]))), recipe(to_dict(cfg))
@@ -268,7 +300,8 @@ class Session:
         # through from_dict first: a checkpoint from before a config key existed gets its default
         if _comparable(to_dict(from_dict(state["config"]))) != _comparable(to_dict(self.cfg)):
             raise ConfigError(f"--resume: the config differs from the one in {self.ckpt_path}; "
-                              "resume with the same config and overrides, or train into a new --out")
+                              "resume with the same config and overrides, or train into a new --out (under an "
+                              "lr schedule the run's length is part of it: stop early with train.time_budget_s)")
         self.model.load_state_dict(state["model"])
         self.opt_vae.load_state_dict(state["opt_vae"])
         if self.opt_ebm is not None:
@@ -312,6 +345,11 @@ class Session:
     def evaluate(self):
         t = time.perf_counter()
         values = self.probe(self.model)
+        if self.cfg.train.snapshots:  # the parameters behind this probe, for judges that come later
+            folder = self.out_dir / "snapshots"
+            folder.mkdir(exist_ok=True)
+            save_checkpoint(folder / f"step_{self.step:07d}.pt", {"model": self.model.state_dict(), "step": self.step,
+                                                                 "config": to_dict(self.cfg)})
         self.eval_s += time.perf_counter() - t
         self.log.write(self.step, "eval", values)
 
@@ -389,6 +427,8 @@ def train(cfg, out_dir, resume=False, progress=True, warm_start=None):
     s.open_outputs(resume or warm_start is not None, progress)
     s.t0, start_step = time.perf_counter(), s.step
     fresh_at = s.history[-1]["steps"] if s.history else 0  # where this run's optimizer started (warm-up)
+    probes = probe_steps(tc, s.total)
+    scheduled = tc.warmup_steps or tc.lr_schedule != "constant"
     if s.probe and s.step == 0:
         s.evaluate()  # the untrained model: where every learning curve starts
     s.model.train()
@@ -398,17 +438,17 @@ def train(cfg, out_dir, resume=False, progress=True, warm_start=None):
         if epoch != order_epoch:  # the data order depends only on (seed, epoch): resuming reproduces it
             order, order_epoch = torch.randperm(len(s.data), generator=epoch_generator(tc.seed, epoch)).to(s.device), epoch
         x = s.take(order[b * tc.batch_size:(b + 1) * tc.batch_size][s.rank::s.world])
-        if tc.warmup_steps:
-            ramp = min(1.0, (s.step + 1 - fresh_at) / tc.warmup_steps)
-            set_lr(s.opt_vae, tc.lr * ramp)
-            set_lr(s.opt_ebm, cfg.model.ebm_lr * ramp)
+        if scheduled:
+            factor = lr_factor(tc, s.step, s.total, fresh_at)
+            set_lr(s.opt_vae, tc.lr * factor)
+            set_lr(s.opt_ebm, cfg.model.ebm_lr * factor)
         try:
             values = step_fn(x)
         except FloatingPointError as e:
             last = f"{s.ckpt_path} (step {load_checkpoint(s.ckpt_path)['step']})" if s.ckpt_path.is_file() else "none yet"
             raise NonFiniteLoss(f"{e} at step {s.step + 1}; the last good checkpoint is {last}. "
                                 "Lower train.lr or check the data.") from e
-        if tc.warmup_steps:
+        if scheduled:
             values["lr"] = s.opt_vae.param_groups[0]["lr"]
         s.step += 1
         if s.main:
@@ -420,7 +460,7 @@ def train(cfg, out_dir, resume=False, progress=True, warm_start=None):
                     for k, v in values.items():
                         s.board.add_scalar(f"train/{k}", v, s.step)
         out_of_time = s.out_of_time()
-        if s.probe and (s.step % tc.eval_every == 0 or s.step == s.total or out_of_time):
+        if s.probe and (s.step in probes or s.step == s.total or out_of_time):
             s.evaluate()
         if s.step % tc.checkpoint_every == 0 or s.step == s.total or out_of_time:
             s.checkpoint()

@@ -23,12 +23,17 @@ def tiny(polymnist_dir, name="polymnist_mmvaeplus_ebm", *more):
 
 
 def test_resume_is_bit_exact(polymnist_dir, tmp_path):
-    # 4 batches per epoch: 6 steps, then 6 more from the checkpoint, cross an epoch boundary.
-    train(tiny(polymnist_dir, "polymnist_mmvaeplus_ebm", "train.max_steps=12"), tmp_path / "straight")
-    train(tiny(polymnist_dir, "polymnist_mmvaeplus_ebm", "train.max_steps=6"), tmp_path / "resumed")
+    # 4 batches per epoch: 6 steps, then 6 more from the checkpoint, cross an epoch boundary; under
+    # a warmed-up cosine schedule, whose lr at each step follows from the step and the run's length.
+    sched = ["train.lr_schedule=cosine", "train.warmup_steps=3", "train.epochs=3"]  # 12 steps
+    train(tiny(polymnist_dir, "polymnist_mmvaeplus_ebm", *sched), tmp_path / "straight")
+    train(tiny(polymnist_dir, "polymnist_mmvaeplus_ebm", *sched, "train.time_budget_s=0"), tmp_path / "resumed")
     half = load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")
-    assert half["step"] == 6
-    train(tiny(polymnist_dir, "polymnist_mmvaeplus_ebm", "train.max_steps=12"), tmp_path / "resumed", resume=True)
+    assert half["step"] == 1  # stopped by its time budget after one step
+    with pytest.raises(ConfigError, match="time_budget_s"):  # another length would be another schedule
+        train(tiny(polymnist_dir, "polymnist_mmvaeplus_ebm", *sched, "train.max_steps=6"), tmp_path / "resumed",
+              resume=True)
+    train(tiny(polymnist_dir, "polymnist_mmvaeplus_ebm", *sched), tmp_path / "resumed", resume=True)
     a = load_checkpoint(tmp_path / "straight" / "checkpoint.pt")
     b = load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")
     assert a["step"] == b["step"] == 12
@@ -39,6 +44,38 @@ def test_resume_is_bit_exact(polymnist_dir, tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "resumed" / "metrics.csv")))
     losses = [int(r["step"]) for r in rows if r["name"] == "loss"]
     assert losses == list(range(1, 13))
+    lrs = [float(r["value"]) for r in rows if r["name"] == "lr"]
+    assert lrs[:3] == pytest.approx([1e-3, 2e-3, 3e-3], rel=1e-4) and lrs[-1] < 1e-4  # ramp, then cosine
+
+
+def test_lr_schedules_have_their_known_values():
+    from mmebm.config import TrainConfig
+    from mmebm.train import lr_factor
+
+    cos = TrainConfig(lr_schedule="cosine", warmup_steps=10)
+    assert [lr_factor(cos, s, 110) for s in (0, 4, 9, 10)] == pytest.approx([0.1, 0.5, 1.0, 1.0])
+    assert lr_factor(cos, 60, 110) == pytest.approx(0.5)  # halfway through the decay: cos(pi / 2)
+    assert lr_factor(cos, 109, 110) < 1e-3
+    # continued weights (--warm-start): the ramp and the decay start where the fresh optimizer did
+    assert lr_factor(cos, 3000, 3110, fresh_at=3000) == pytest.approx(0.1)
+    assert lr_factor(cos, 3060, 3110, fresh_at=3000) == pytest.approx(0.5)
+    step = TrainConfig(lr_schedule="step", lr_milestones=(0.5, 0.75), lr_gamma=0.1)
+    assert [lr_factor(step, s, 100) for s in (0, 49, 50, 74, 75, 99)] == pytest.approx([1, 1, .1, .1, .01, .01])
+    assert lr_factor(TrainConfig(), 123, 200) == 1.0  # the paper's constant lr
+    with pytest.raises(ValueError, match="lr_schedule"):
+        TrainConfig(lr_schedule="linear")
+    with pytest.raises(ValueError, match="lr_milestones"):
+        TrainConfig(lr_milestones=(0.5, 1.5))
+
+
+def test_log_spaced_probes():
+    from mmebm.config import TrainConfig
+    from mmebm.train import probe_steps
+
+    assert sorted(probe_steps(TrainConfig(eval_every=250, eval_spacing="log"), 3000)) == \
+        [250, 354, 500, 707, 1000, 1414, 2000, 2828]
+    assert sorted(probe_steps(TrainConfig(eval_every=250), 1000)) == [250, 500, 750, 1000]
+    assert probe_steps(TrainConfig(eval_every=0), 1000) == set()
 
 
 def test_resume_refuses_another_config(polymnist_dir, tmp_path):
@@ -156,7 +193,8 @@ def test_coherence_during_training_logs_and_changes_nothing(polymnist_dir, tmp_p
     Classifiers(5).save(tmp_path / "clf")  # untrained judges are enough to exercise the loop
     base = ["train.max_steps=5", "train.eval_test=64", "train.eval_joint=50", f"train.eval_classifiers={tmp_path / 'clf'}"]
     train(tiny(polymnist_dir, "polymnist_mmvae_ebm", *base), tmp_path / "plain")
-    train(tiny(polymnist_dir, "polymnist_mmvae_ebm", *base, "train.eval_every=2"), tmp_path / "probed")
+    train(tiny(polymnist_dir, "polymnist_mmvae_ebm", *base, "train.eval_every=2", "train.snapshots=true"),
+          tmp_path / "probed")
     a = load_checkpoint(tmp_path / "plain" / "checkpoint.pt")["model"]
     b = load_checkpoint(tmp_path / "probed" / "checkpoint.pt")["model"]
     for k in a:
@@ -166,6 +204,11 @@ def test_coherence_during_training_logs_and_changes_nothing(polymnist_dir, tmp_p
     names = {r["name"] for r in rows}
     assert names == {"cross_coherence", "joint_coherence", "joint_top_digit", "self_reconstruction"}
     assert all(0 <= float(r["value"]) <= 1 for r in rows)
+    # the parameters behind every probe, for judges that come later
+    snaps = sorted((tmp_path / "probed" / "snapshots").glob("step_*.pt"))
+    assert [load_checkpoint(p)["step"] for p in snaps] == [0, 2, 4, 5]
+    last = load_checkpoint(snaps[-1])["model"]
+    assert all(torch.equal(last[k], b[k]) for k in b)
 
 
 def test_coherence_during_training_needs_classifiers(polymnist_dir, tmp_path):

@@ -1,0 +1,206 @@
+"""Known-answer shifts for the judges (issue #37): PolyMNIST images whose digit is known exactly,
+changed the way our generations differ from real images.
+
+A PolyMNIST image is a background crop inverted where its MNIST digit is > 128 (data.polymnist,
+`composite`). So from an image and its digit's mask the crop comes back exactly,
+
+    bg = where(mask, 1 - x, x),        x = bg + c * mask * (1 - 2 bg)   (c = 1: the recipe),
+
+and the same digit can be composed again on a smoothed or flat background, with less contrast
+(c < 1), or blurred. Generated images are soft: decoders draw smooth backgrounds and blurred
+digits (`measure_softness` says how soft). A judge that reads the digit, and not how real the
+background looks, keeps its answer under these shifts; without a digit it says "no digit"
+(judges with that class).
+"""
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .coherence import NO_DIGIT, predict
+from .data.mnist import DataError, load_mnist
+from .data.polymnist import THRESHOLD, load_polymnist
+
+
+def digit_masks(arrays, mnist_images):
+    """bool [N, M, 28, 28]: where each image's MNIST digit is > 128 (arrays: PolyMNISTArrays with
+    mnist_index, mnist_images: the split's MNIST images uint8 [n, 28, 28])."""
+    if arrays.mnist_index is None:
+        raise ValueError("these PolyMNIST arrays carry no mnist_index: rebuild them with `python -m mmebm.data polymnist`")
+    return torch.from_numpy(mnist_images[arrays.mnist_index] > THRESHOLD)
+
+
+def load_split_with_masks(polymnist_dir, mnist_dir, split, limit=None):
+    """(images uint8 [N, M, 3, 28, 28], labels [N], masks bool [N, M, 28, 28]) of a built split,
+    `limit` evenly spaced tuples, the same ones as PolyMNIST.load(..., limit)."""
+    arrays = load_polymnist(polymnist_dir, split)
+    mnist_images, mnist_labels = load_mnist(mnist_dir, split)
+    if arrays.mnist_index is None or arrays.mnist_index.max() >= len(mnist_labels) or \
+            (mnist_labels[arrays.mnist_index] != arrays.labels[:, None]).any():
+        raise DataError(f"the MNIST {split} files in {mnist_dir} are not the ones {polymnist_dir} was built from "
+                        "(their labels differ): point at the MNIST folder of the build")
+    keep = np.arange(len(arrays))
+    if limit is not None and limit < len(keep):
+        keep = torch.linspace(0, len(keep) - 1, limit).round().long().numpy()  # as PolyMNIST.load
+    masks = digit_masks(arrays, mnist_images)[keep]
+    return torch.from_numpy(arrays.images[keep]), torch.from_numpy(arrays.labels[keep].astype(np.int64)), masks
+
+
+def background(x, mask):
+    """The background crop of images x [..., 3, H, W] in [0, 1] with digit masks [..., H, W]."""
+    m = mask.unsqueeze(-3)
+    return torch.where(m, 1 - x, x)
+
+
+def compose(bg, mask, contrast=1.0):
+    """The digit of `mask` on background `bg`: contrast 1 inverts it there (the recipe); c < 1
+    moves the digit's pixels only part of the way. contrast: a number or a tensor [...] per image."""
+    c = torch.as_tensor(contrast, dtype=bg.dtype, device=bg.device)
+    c = c.reshape(c.shape + (1,) * 3) if c.ndim else c
+    return bg + c * mask.unsqueeze(-3).to(bg.dtype) * (1 - 2 * bg)
+
+
+def gaussian_blur(x, sigma):
+    """Gaussian blur of images [..., C, H, W] with standard deviation `sigma` pixels; the kernel
+    spans 3 sigma either side and the border is reflected, so a blurred crop has no dark rim."""
+    if sigma <= 0:
+        return x
+    r = max(1, math.ceil(3 * sigma))
+    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-t**2 / (2 * sigma**2))
+    k = k / k.sum()
+    shape = x.shape
+    y = x.reshape(-1, 1, *shape[-2:])
+    pad = min(r, shape[-1] - 1)
+    k = k[r - pad:r + pad + 1]
+    y = F.pad(y, (pad, pad, pad, pad), mode="reflect")
+    y = F.conv2d(F.conv2d(y, k.view(1, 1, 1, -1)), k.view(1, 1, -1, 1))
+    return y.reshape(shape)
+
+
+def flatten(bg):
+    """Each image's mean colour everywhere: [..., 3, H, W]."""
+    return bg.mean((-2, -1), keepdim=True).expand_as(bg)
+
+
+@dataclass(frozen=True)
+class ShiftParams:
+    """How far each shift goes. digit_sigma and contrast are what `measure_softness` found in the
+    shipped models' generations (results/judges/README.md); bg_sigma smooths a crop until its
+    texture is gone, as in the generations' backgrounds."""
+    bg_sigma: float = 3.0
+    digit_sigma: float = 1.0
+    contrast: float = 0.5
+
+
+def shifted(x, mask, name, p=ShiftParams(), digit=True):
+    """Images x [..., 3, 28, 28] (float, [0, 1]) with digit masks, under shift `name` (SHIFTS);
+    digit=False: the same image without its digit (the shifted background alone)."""
+    bg = background(x, mask)
+    mask = mask if digit else torch.zeros_like(mask)
+    smooth = gaussian_blur(bg, p.bg_sigma)
+    return {
+        "clean": lambda: compose(bg, mask),
+        "smooth_bg": lambda: compose(smooth, mask),
+        "flat_bg": lambda: compose(flatten(bg), mask),
+        "blurred_digit": lambda: gaussian_blur(compose(smooth, mask), p.digit_sigma),
+        "low_contrast": lambda: compose(bg, mask, p.contrast),
+        "soft": lambda: gaussian_blur(compose(smooth, mask, p.contrast), p.digit_sigma),
+    }[name]()
+
+
+SHIFTS = ("clean", "smooth_bg", "flat_bg", "blurred_digit", "low_contrast", "soft")
+EMPTY = ("smooth_bg", "flat_bg")  # also scored without their digit, where the right answer is "no digit"
+MIN_INK = 0.1  # a digit whose pixels differ from the background by less (mean over the digit) is not shown
+
+
+def ink(with_digit, without, mask):
+    """How far a digit stands out [...]: over its pixels, the mean of the largest colour change."""
+    diff = (with_digit - without).abs().amax(-3)
+    return (diff * mask).sum((-2, -1)) / mask.sum((-2, -1)).clamp_min(1)
+
+
+@torch.no_grad()
+def score_shifts(judges, images, labels, masks, p=ShiftParams(), batch_size=1000):
+    """Every judge set of `judges` ({name: Classifiers}) on every shift -> rows {judges, shift,
+    modality, n, accuracy, no_digit}. With a digit: accuracy against it, over the images where
+    the digit is shown (ink >= MIN_INK: on a flat mid-grey background the inverted digit is
+    mid-grey too, and vanishes), n of them. Shifts "<name>_empty" (EMPTY without their digit):
+    the share answered "no digit" as accuracy. no_digit: the share answered "no digit"."""
+    M = images.shape[1]
+    names = [*SHIFTS, *(f"{s}_empty" for s in EMPTY)]
+    hits = {(j, s): torch.zeros(M) for j in judges for s in names}
+    nd = {(j, s): torch.zeros(M) for j in judges for s in names}
+    count = {s: torch.zeros(M) for s in names}
+    for i in range(0, len(images), batch_size):
+        x = images[i:i + batch_size].float().div(255)
+        y, mk = labels[i:i + batch_size], masks[i:i + batch_size]
+        for s in SHIFTS:
+            xs, empty = shifted(x, mk, s, p), shifted(x, mk, s, p, digit=False)
+            shown = ink(xs, empty, mk) >= MIN_INK  # [B, M]
+            count[s] += shown.sum(0)
+            if s in EMPTY:
+                count[f"{s}_empty"] += len(x)
+            for j, clf in judges.items():
+                pred = predict(clf, xs)
+                hits[j, s] += ((pred == y[:, None]) & shown).sum(0)
+                nd[j, s] += ((pred == NO_DIGIT) & shown).sum(0)
+                if s in EMPTY:
+                    pred = predict(clf, empty)
+                    hits[j, f"{s}_empty"] += (pred == NO_DIGIT).sum(0)
+                    nd[j, f"{s}_empty"] += (pred == NO_DIGIT).sum(0)
+    return [{"judges": j, "shift": s, "modality": m, "n": int(count[s][m]),
+             "accuracy": hits[j, s][m].item() / max(1, count[s][m].item()),
+             "no_digit": nd[j, s][m].item() / max(1, count[s][m].item())}
+            for j in judges for s in names for m in range(M)]
+
+
+# ------------------------------------------------------------------ how soft are the generations?
+
+
+def edge_stats(x, floor=0.25):
+    """Per image of x [..., 3, H, W]: (sum |grad|, sum |grad|^2) over the pixels whose |grad| is at
+    least `floor` times the image's largest (the digit's edges: a smooth background's gentler
+    slopes drop out), colour channels taken together. For an edge of height h blurred by a
+    Gaussian of width s, the largest gradient is h / (s sqrt(2 pi)) and the edge's profile above
+    a fixed share of it is ~ s wide; so (sum |grad|)^2 / sum |grad|^2 grows with the blur and
+    does not depend on the contrast h."""
+    gx = x[..., :, 1:] - x[..., :, :-1]
+    gy = x[..., 1:, :] - x[..., :-1, :]
+    g = (gx[..., :-1, :].pow(2).sum(-3) + gy[..., :, :-1].pow(2).sum(-3)).sqrt()  # [..., H-1, W-1]
+    g = g * (g >= floor * g.amax((-2, -1), keepdim=True))
+    return g.sum((-2, -1)), g.pow(2).sum((-2, -1))
+
+
+SIGMA_GRID = tuple(s / 4 for s in range(0, 17))  # 0 to 4 pixels
+
+
+@torch.no_grad()
+def measure_softness(generated, images, masks, grid=SIGMA_GRID):
+    """The blur (pixels) and contrast of generations per modality, read against real digits.
+
+    generated: [N, M, 3, 28, 28] in [0, 1] (e.g. cross generations of test tuples); images, masks:
+    real test tuples and their digit masks. The real digits are put on flat backgrounds (the
+    generations' backgrounds are smooth, so their gradients are the digit's edges) and blurred by
+    each sigma of the grid; the generations' median edge ratio (edge_stats) is read off that curve,
+    and their contrast is their median sum |grad| over the real one's at that sigma.
+    Returns {"sigma": [M], "contrast": [M]}."""
+    flat = compose(flatten(background(images.float().div(255), masks)), masks)
+    l1, l2 = edge_stats(generated.float())
+    gen_ratio = (l1**2 / l2.clamp_min(1e-12)).median(0).values  # [M]
+    gen_l1 = l1.median(0).values
+    curve_ratio, curve_l1 = [], []
+    for s in grid:
+        a, b = edge_stats(gaussian_blur(flat, s))
+        curve_ratio.append((a**2 / b.clamp_min(1e-12)).median(0).values)
+        curve_l1.append(a.median(0).values)
+    curve_ratio, curve_l1 = torch.stack(curve_ratio), torch.stack(curve_l1)  # [S, M]
+    sigma, contrast = [], []
+    for m in range(generated.shape[1]):
+        s = float(np.interp(gen_ratio[m].item(), curve_ratio[:, m].numpy(), grid))
+        sigma.append(s)
+        contrast.append(gen_l1[m].item() / float(np.interp(s, grid, curve_l1[:, m].numpy())))
+    return {"sigma": sigma, "contrast": contrast}
