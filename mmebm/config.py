@@ -151,11 +151,12 @@ class TrainConfig:
     # fractions of the steps after warm-up). The optimizers' lr at each step follows from (step, length)
     # alone, so a resumed run continues it exactly, as long as the length is the same
     lr_schedule: str = "constant"
+    lr_decay_from: float = 0.0  # cosine: the share of the steps after warm-up at full lr before the decay starts
     lr_milestones: tuple = (0.5, 0.75)
     lr_gamma: float = 0.1
     seed: int = 0
     device: str = "auto"  # auto: cuda if available, else cpu
-    bf16: bool = False  # bf16 autocast (CUDA only)
+    bf16: bool = False  # bf16 autocast of the VAE loss (CUDA, or a CPU with bf16 units: results/long/)
     compile: bool = False  # torch.compile the model (CUDA only)
     max_steps: int | None = None  # stop after this many optimizer steps (None: all epochs)
     time_budget_s: float | None = None  # stop (and checkpoint) after this much wall time
@@ -181,6 +182,8 @@ class TrainConfig:
             raise ValueError(f"train.lr_schedule must be constant, cosine or step, got {self.lr_schedule!r}")
         if self.eval_spacing not in ("linear", "log"):
             raise ValueError(f"train.eval_spacing must be linear or log, got {self.eval_spacing!r}")
+        if not 0 <= self.lr_decay_from < 1:
+            raise ValueError(f"train.lr_decay_from is a share of the run, in [0, 1); got {self.lr_decay_from}")
         if not all(0 < m < 1 for m in self.lr_milestones):
             raise ValueError(f"train.lr_milestones are fractions of the run, in (0, 1); got {self.lr_milestones}")
 

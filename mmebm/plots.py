@@ -249,3 +249,28 @@ def energy_landscape_figure(model, x, y, n_samples=1000, grid=80, title=None):
     if title:
         fig.suptitle(title)
     return fig
+
+
+def judged_grid(images, answers, row_labels, title=None, cell=0.75):
+    """images [R, C, 3, H, W], one digit a row (row_labels: the true digit), and each judge set's
+    answers {name: [R, C]} printed under every image: green where it says the row's digit, red
+    where it says another, grey "-" for "no digit" (class 10)."""
+    r, c = images.shape[:2]
+    names = list(answers)
+    fig, axes = plt.subplots(r, c, figsize=(c * cell, r * (cell + 0.12 * len(names))))
+    for i in range(r):
+        for j in range(c):
+            ax = axes[i, j]
+            ax.imshow(tile(images[i:i + 1, j:j + 1]), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for k, name in enumerate(names):
+                a = int(answers[name][i, j])
+                text, colour = ("-", "grey") if a == 10 else (str(a), "green" if str(a) == row_labels[i] else "red")
+                ax.text(0.1 + 0.8 * k / max(1, len(names) - 1), -0.08, text, color=colour, fontsize=7,
+                        ha="center", va="top", transform=ax.transAxes)
+            if j == 0:
+                ax.set_ylabel(row_labels[i], rotation=0, labelpad=8)
+    fig.suptitle((title or "") + ("\nunder each image: " + ", ".join(names) if names else ""), fontsize=8)
+    fig.tight_layout(h_pad=0.9, w_pad=0.1)
+    return fig

@@ -176,9 +176,10 @@ def lr_factor(tc, step, total, fresh_at=0):
     train.lr_schedule over the steps after it."""
     ramp = min(1.0, (step + 1 - fresh_at) / tc.warmup_steps) if tc.warmup_steps else 1.0
     start = fresh_at + tc.warmup_steps
-    t = min(1.0, max(0.0, (step - start) / max(1, total - start)))  # how far through the decay
-    if tc.lr_schedule == "cosine":
-        return ramp * 0.5 * (1 + math.cos(math.pi * t))
+    t = min(1.0, max(0.0, (step - start) / max(1, total - start)))  # how far through the steps after warm-up
+    if tc.lr_schedule == "cosine":  # constant until lr_decay_from, then half a cosine down to 0
+        u = max(0.0, t - tc.lr_decay_from) / (1 - tc.lr_decay_from)
+        return ramp * 0.5 * (1 + math.cos(math.pi * u))
     if tc.lr_schedule == "step":
         return ramp * tc.lr_gamma ** sum(t >= m for m in tc.lr_milestones)
     return ramp
@@ -212,7 +213,7 @@ def warm_start_state(weights_dir, cfg):
 
     def recipe(config):  # what was trained: not where the data lives or how much of it is probed
         config = _comparable(config)
-        for key in ("warmup_steps", "lr_schedule", "lr_milestones", "lr_gamma", "epochs", "max_steps"):  # its own lr
+        for key in ("warmup_steps", "lr_schedule", "lr_decay_from", "lr_milestones", "lr_gamma", "epochs", "max_steps"):
             config["train"].pop(key, None)
         return {**config, "data": {k: v for k, v in config["data"].items() if k not in ("root", "cache_dir", "test_limit")}}
 
@@ -396,13 +397,13 @@ class Session:
 
 
 def step_function(s):
-    """One optimizer step on a batch: the VAE loss (compiled and/or under bf16 autocast where the
-    config asks, on CUDA), the EBM update, gradients averaged across ranks."""
+    """One optimizer step on a batch: the VAE loss (under bf16 autocast where the config asks;
+    compiled where it asks, on CUDA), the EBM update, gradients averaged across ranks."""
     tc, cuda = s.cfg.train, s.device.type == "cuda"
     loss = torch.compile(s.model.loss) if tc.compile and cuda else s.model.loss
 
     def vae_loss(x):
-        with torch.autocast("cuda", dtype=torch.bfloat16) if tc.bf16 and cuda else nullcontext():
+        with torch.autocast(s.device.type, dtype=torch.bfloat16) if tc.bf16 else nullcontext():
             return loss(x)
 
     reduce_grads = (lambda params: average_gradients(params, s.world)) if s.world > 1 else None

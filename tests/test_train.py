@@ -59,11 +59,15 @@ def test_lr_schedules_have_their_known_values():
     # continued weights (--warm-start): the ramp and the decay start where the fresh optimizer did
     assert lr_factor(cos, 3000, 3110, fresh_at=3000) == pytest.approx(0.1)
     assert lr_factor(cos, 3060, 3110, fresh_at=3000) == pytest.approx(0.5)
+    late = TrainConfig(lr_schedule="cosine", lr_decay_from=0.5)  # constant for half the run, then the cosine
+    assert [lr_factor(late, s, 100) for s in (0, 50, 75)] == pytest.approx([1.0, 1.0, 0.5])
     step = TrainConfig(lr_schedule="step", lr_milestones=(0.5, 0.75), lr_gamma=0.1)
     assert [lr_factor(step, s, 100) for s in (0, 49, 50, 74, 75, 99)] == pytest.approx([1, 1, .1, .1, .01, .01])
     assert lr_factor(TrainConfig(), 123, 200) == 1.0  # the paper's constant lr
     with pytest.raises(ValueError, match="lr_schedule"):
         TrainConfig(lr_schedule="linear")
+    with pytest.raises(ValueError, match="lr_decay_from"):
+        TrainConfig(lr_decay_from=1.0)
     with pytest.raises(ValueError, match="lr_milestones"):
         TrainConfig(lr_milestones=(0.5, 1.5))
 

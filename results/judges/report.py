@@ -1,0 +1,159 @@
+"""The judges on known-answer shifts and on generations (issue #37). From the repository root:
+
+    python results/judges/report.py softness     # how soft the shipped models' generations are
+    python results/judges/report.py shifts       # every judge set on every shift of the test split
+    python results/judges/report.py agreement    # per-target cross coherence of every shipped model, all judge sets
+    python results/judges/report.py eye          # 100 generations per target modality to count by eye
+
+Writes beside this file. The data: data/polymnist (python -m mmebm.data polymnist) and the MNIST
+files under $MMEBM_DATA (default ../shared/data).
+"""
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from mmebm.classifiers import Classifiers
+from mmebm.coherence import NO_DIGIT, model_cross_coherences, predict
+from mmebm.data import PolyMNIST, data_root
+from mmebm.plots import judged_grid, save
+from mmebm.shifts import ShiftParams, load_split_with_masks, measure_softness, score_shifts
+from mmebm.weights import load_shipped
+
+HERE = Path(__file__).resolve().parent
+WEIGHTS = Path("weights")
+JUDGES = {"protocol": "classifiers_protocol", "blur_robust": "classifiers", "main": "judges", "check": "judges_check"}
+SOFTNESS_RUNS = [f"polymnist_{m}-{p}-s0" for p in ("cpu", "gpu") for m in ("mmvae", "mmvaeplus", "mmvae_ebm", "mmvaeplus_ebm")]
+
+
+def judges():
+    return {name: Classifiers.load(WEIGHTS / folder) for name, folder in JUDGES.items() if (WEIGHTS / folder).is_dir()}
+
+
+def test_split(limit):
+    return load_split_with_masks("data/polymnist", data_root() / "mnist", "test", limit)
+
+
+def cross_by_target(model, x):
+    """Cross generations [B * (M - 1), M(target), ...] of x [B, M, ...]: for each target, its
+    generations from every other source."""
+    with torch.no_grad():
+        gen = model.cross_generate_all(x).clamp(0, 1)  # [M(src), B, M(tgt), ...]
+    M = gen.shape[0]
+    return torch.stack([torch.cat([gen[s, :, t] for s in range(M) if s != t]) for t in range(M)], 1)
+
+
+def softness(args):
+    images, labels, masks = test_split(500)
+    x = images.float() / 255
+    out = {}
+    for run in SOFTNESS_RUNS:
+        if not (WEIGHTS / run).is_dir():
+            continue
+        model, _, _ = load_shipped(WEIGHTS / run)
+        torch.manual_seed(0)
+        out[run] = measure_softness(cross_by_target(model, x), images, masks)
+        print(run, {k: [round(v, 2) for v in vs] for k, vs in out[run].items()}, flush=True)
+    (HERE / "softness.json").write_text(json.dumps(out, indent=1) + "\n")
+
+
+def shifts(args):
+    images, labels, masks = test_split(args.limit)
+    rows = score_shifts(judges(), images, labels, masks, ShiftParams())
+    with open(HERE / "shifts.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, rows[0].keys())
+        w.writeheader()
+        w.writerows(rows)
+    print(shift_table(rows))
+
+
+def shift_table(rows):
+    """Markdown: one row per (shift, judge set), the five modalities' accuracy."""
+    lines = ["| shift | judges | m0 | m1 | m2 | m3 | m4 |", "|---|---|---|---|---|---|---|"]
+    keys = dict.fromkeys((r["shift"], r["judges"]) for r in rows)
+    for shift, j in keys:
+        acc = [r for r in rows if r["shift"] == shift and r["judges"] == j]
+        lines.append(f"| {shift} | {j} | " + " | ".join(
+            f"{r['accuracy']:.3f}" + (f" ({r['no_digit']:.2f})" if r["no_digit"] >= 0.05 and not shift.endswith("_empty") else "")
+            for r in acc) + " |")
+    return "\n".join(lines)
+
+
+def agreement(args):
+    data = PolyMNIST.load("data/polymnist", "test", limit=args.limit)
+    sets = judges()
+    runs = sorted(p.name for p in WEIGHTS.glob("polymnist_*") if (p / "manifest.json").is_file())
+    rows = []
+    for run in runs:
+        t = time.time()
+        model, _, _ = load_shipped(WEIGHTS / run)
+        torch.manual_seed(0)
+        cc = model_cross_coherences(model, data, sets, progress=False)
+        for name, c in cc.items():
+            rows.append({"run": run, "judges": name, "mean": round(c.mean, 4),
+                         **{f"m{t}": round(v, 4) for t, v in enumerate(c.per_target.tolist())}})
+        gap = max(abs(a - b) for a, b in zip(cc["main"].per_target.tolist(), cc["check"].per_target.tolist())) \
+            if {"main", "check"} <= set(cc) else float("nan")
+        print(f"{run}: " + ", ".join(f"{n} {c.mean:.3f}" for n, c in cc.items()) + f"; largest main-check gap {gap:.3f}"
+              f" ({time.time() - t:.0f} s)", flush=True)
+    with open(HERE / "agreement.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, rows[0].keys())
+        w.writeheader()
+        w.writerows(rows)
+
+
+def eye(args):
+    """For each target modality, 100 cross generations of the run (10 test tuples of each digit,
+    each from a random other source), drawn one digit a row, with every judge set's answer."""
+    data = PolyMNIST.load("data/polymnist", "test")
+    sets = judges()
+    model, _, _ = load_shipped(WEIGHTS / args.run)
+    g = torch.Generator().manual_seed(0)
+    pick = torch.cat([(data.labels == d).nonzero()[:, 0][torch.randperm(int((data.labels == d).sum()), generator=g)[:10]]
+                      for d in range(10)])
+    x, y = data[pick]
+    torch.manual_seed(0)
+    with torch.no_grad():
+        gen = model.cross_generate_all(x).clamp(0, 1)  # [M(src), 100, M(tgt), ...]
+    M = gen.shape[0]
+    rows = []
+    for t in range(M):
+        src = torch.tensor([s for s in range(M) if s != t])[torch.randint(M - 1, (100,), generator=g)]
+        imgs = gen[src, torch.arange(100), t]  # [100, 3, 28, 28]
+        answers = {}
+        for name, clf in sets.items():
+            full = gen[src, torch.arange(100)]  # [100, M, ...]: each judge reads its own modality's image
+            answers[name] = predict(clf, full)[:, t]
+        shown = {} if args.blind else {n: a.view(10, 10) for n, a in answers.items()}  # blind: to count by eye first
+        fig = judged_grid(imgs.view(10, 10, 3, 28, 28), shown,
+                          row_labels=[str(d) for d in range(10)],
+                          title=f"{args.run}: target m{t}, 10 test tuples of each digit (rows), each from a random other source")
+        save(fig, HERE / f"eye_m{t}{'_blind' if args.blind else ''}.png", pdf=False)
+        for i in range(100):
+            rows.append({"target": t, "image": i, "row": i // 10, "col": i % 10, "digit": int(y[i]), "source": int(src[i]),
+                         **{n: int(a[i]) for n, a in answers.items()}})
+    with open(HERE / "eye_answers.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, rows[0].keys())
+        w.writeheader()
+        w.writerows(rows)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("what", choices=["softness", "shifts", "agreement", "eye"])
+    p.add_argument("--limit", type=int, default=None, help="test tuples (evenly spaced; default all)")
+    p.add_argument("--run", default="polymnist_mmvae-cpu-s0", help="eye: the shipped run")
+    p.add_argument("--blind", action="store_true", help="eye: the grids without the judges' answers")
+    args = p.parse_args(argv)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 1)))
+    {"softness": softness, "shifts": shifts, "agreement": agreement, "eye": eye}[args.what](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
