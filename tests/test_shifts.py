@@ -103,7 +103,7 @@ class InkJudge(nn.Module):
 
 
 def test_score_shifts_scores_each_shift_against_its_answer(test_split):
-    images, labels, masks = test_split
+    images, labels, masks = (t[::2] for t in test_split)
     rows = score_shifts({"ink": InkJudge()}, images, labels, masks)
     assert len(rows) == (len(SHIFTS) + len(EMPTY)) * 5
     by = {(r["shift"], r["modality"]): r for r in rows}

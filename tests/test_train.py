@@ -219,3 +219,16 @@ def test_coherence_during_training_needs_classifiers(polymnist_dir, tmp_path):
     with pytest.raises(ConfigError, match="eval_every.*needs the classifiers"):
         train(tiny(polymnist_dir, "polymnist_mmvae", "train.max_steps=1", "train.eval_every=1",
                    f"train.eval_classifiers={tmp_path / 'none'}"), tmp_path / "run")
+
+
+def test_long_profile_is_the_cpu_recipe_longer():
+    """`long` (issue #36) keeps every value of the cpu recipe and changes the run's length, its lr
+    schedule and its probes only."""
+    from mmebm.config import to_dict
+
+    for name in ("polymnist_mmvae", "polymnist_mmvae_ebm", "polymnist_mmvaeplus", "polymnist_mmvaeplus_ebm", "polymnist_mopoe"):
+        cpu, long = to_dict(load_config(name, "cpu")), to_dict(load_config(name, "long"))
+        assert cpu["model"] == long["model"] and cpu["data"] == long["data"]
+        changed = {k for k in cpu["train"] if cpu["train"][k] != long["train"][k]}
+        assert changed == {"epochs", "max_steps", "lr_schedule", "lr_decay_from", "eval_spacing", "snapshots"}, name
+        assert long["train"]["epochs"] == 20 and long["train"]["max_steps"] is None

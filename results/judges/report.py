@@ -4,6 +4,7 @@
     python results/judges/report.py shifts       # every judge set on every shift of the test split
     python results/judges/report.py agreement    # per-target cross coherence of every shipped model, all judge sets
     python results/judges/report.py eye          # 100 generations per target modality to count by eye
+    python results/judges/report.py tables       # tables.md from what the others wrote
 
 Writes beside this file. The data: data/polymnist (python -m mmebm.data polymnist) and the MNIST
 files under $MMEBM_DATA (default ../shared/data).
@@ -65,8 +66,10 @@ def softness(args):
 
 def shifts(args):
     images, labels, masks = test_split(args.limit)
-    rows = score_shifts(judges(), images, labels, masks, ShiftParams())
-    with open(HERE / "shifts.csv", "w", newline="") as f:
+    params = ShiftParams(digit_sigma=args.digit_sigma)
+    rows = score_shifts(judges(), images, labels, masks, params)
+    name = "shifts.csv" if params == ShiftParams() else f"shifts_sigma{args.digit_sigma}.csv"
+    with open(HERE / name, "w", newline="") as f:
         w = csv.DictWriter(f, rows[0].keys())
         w.writeheader()
         w.writerows(rows)
@@ -144,15 +147,53 @@ def eye(args):
         w.writerows(rows)
 
 
+def tables(args):
+    """tables.md: the shift table (shifts.csv, and shifts_sigma*.csv where present), the agreement
+    of the two new sets per run and target (agreement.csv) and the by-eye counts against each set."""
+    out = []
+    for path in sorted(HERE.glob("shifts*.csv")):
+        rows = [dict(r, accuracy=float(r["accuracy"]), no_digit=float(r["no_digit"])) for r in csv.DictReader(open(path))]
+        out += [f"## {path.name}: accuracy per modality (the share answered 'no digit', where 0.05 or more)", "",
+                shift_table(rows), ""]
+    rows = list(csv.DictReader(open(HERE / "agreement.csv")))
+    out += ["## agreement.csv: per-target cross coherence, main / check judges, and the largest gap", "",
+            "| run | m0 | m1 | m2 | m3 | m4 | largest gap | protocol (mean) | blur-robust (mean) |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    gaps = []
+    for run in dict.fromkeys(r["run"] for r in rows):
+        by = {r["judges"]: r for r in rows if r["run"] == run}
+        gap = max(abs(float(by["main"][f"m{t}"]) - float(by["check"][f"m{t}"])) for t in range(5))
+        gaps.append(gap)
+        cells = [f"{float(by['main'][f'm{t}']):.3f} / {float(by['check'][f'm{t}']):.3f}" for t in range(5)]
+        out.append(f"| {run} | " + " | ".join(cells) + f" | {'**' if gap > 0.05 else ''}{gap:.3f}{'**' if gap > 0.05 else ''}"
+                   f" | {float(by['protocol']['mean']):.3f} | {float(by['blur_robust']['mean']):.3f} |")
+    out += ["", f"{sum(g <= 0.05 for g in gaps)} of {len(gaps)} runs within 0.05 on every target.", ""]
+    answers = list(csv.DictReader(open(HERE / "eye_answers.csv")))
+    counts = list(csv.DictReader(open(HERE / "eye_counts.csv")))
+    sets = [k for k in answers[0] if k not in ("target", "image", "row", "col", "digit", "source")]
+    out += ["## By eye: agreement with the source digit, 100 cross generations per target", "",
+            "| target | by eye (confidence) | " + " | ".join(sets) + " |", "|---|---|" + "---|" * len(sets)]
+    for t in range(5):
+        eye = sum(int(c["agree"]) for c in counts if int(c["target"]) == t) / 100
+        conf = {c["confidence"] for c in counts if int(c["target"]) == t}.pop()
+        rs = [r for r in answers if int(r["target"]) == t]
+        out.append(f"| m{t} | {eye:.2f} ({conf}) | " + " | ".join(
+            f"{sum(int(r[s]) == int(r['digit']) for r in rs) / len(rs):.2f}" for s in sets) + " |")
+    (HERE / "tables.md").write_text("\n".join(out) + "\n")
+    print("\n".join(out))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["softness", "shifts", "agreement", "eye"])
+    p.add_argument("what", choices=["softness", "shifts", "agreement", "eye", "tables"])
     p.add_argument("--limit", type=int, default=None, help="test tuples (evenly spaced; default all)")
     p.add_argument("--run", default="polymnist_mmvae-cpu-s0", help="eye: the shipped run")
+    p.add_argument("--digit-sigma", type=float, default=ShiftParams.digit_sigma,
+                   help="shifts: the digit's blur in the blurred shifts (pixels)")
     p.add_argument("--blind", action="store_true", help="eye: the grids without the judges' answers")
     args = p.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 1)))
-    {"softness": softness, "shifts": shifts, "agreement": agreement, "eye": eye}[args.what](args)
+    {"softness": softness, "shifts": shifts, "agreement": agreement, "eye": eye, "tables": tables}[args.what](args)
 
 
 if __name__ == "__main__":
