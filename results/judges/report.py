@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from mmebm.classifiers import Classifiers
-from mmebm.coherence import NO_DIGIT, model_cross_coherences, predict
+from mmebm.coherence import model_cross_coherences, predict
 from mmebm.data import PolyMNIST, data_root
 from mmebm.plots import judged_grid, save
 from mmebm.shifts import ShiftParams, load_split_with_masks, measure_softness, score_shifts
@@ -128,11 +128,9 @@ def eye(args):
     rows = []
     for t in range(M):
         src = torch.tensor([s for s in range(M) if s != t])[torch.randint(M - 1, (100,), generator=g)]
-        imgs = gen[src, torch.arange(100), t]  # [100, 3, 28, 28]
-        answers = {}
-        for name, clf in sets.items():
-            full = gen[src, torch.arange(100)]  # [100, M, ...]: each judge reads its own modality's image
-            answers[name] = predict(clf, full)[:, t]
+        full = gen[src, torch.arange(100)]  # [100, M, ...]: each judge reads its own modality's image
+        imgs = full[:, t]  # [100, 3, 28, 28]
+        answers = {name: predict(clf, full)[:, t] for name, clf in sets.items()}
         shown = {} if args.blind else {n: a.view(10, 10) for n, a in answers.items()}  # blind: to count by eye first
         fig = judged_grid(imgs.view(10, 10, 3, 28, 28), shown,
                           row_labels=[str(d) for d in range(10)],
