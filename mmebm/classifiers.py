@@ -25,6 +25,7 @@ writes `classifier_m{i}.pt` (a state dict each, loadable with weights_only=True)
 """
 
 import argparse
+import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -195,6 +196,15 @@ class Classifiers(nn.Module):
         model.blurred_test_accuracy = {float(s): a for s, a in info.get("blurred_test_accuracy", {}).items()}
         model.no_digit_accuracy = info.get("no_digit_accuracy")
         return model.to(device).eval()
+
+
+def fingerprint(folder):
+    """sha256 over the weight files of the classifiers in `folder`, in modality order: which judges
+    scored an evaluation (a shipped one is reused only with the very same judges)."""
+    h = hashlib.sha256()
+    for name in json.loads((Path(folder) / INFO_FILE).read_text())["files"]:
+        h.update((Path(folder) / name).read_bytes())
+    return h.hexdigest()
 
 
 @dataclass

@@ -21,14 +21,17 @@ from pathlib import Path
 
 import torch
 
-from .classifiers import Classifiers
+from .classifiers import Classifiers, fingerprint
 from .coherence import joint_agreement, model_cross_coherences, sample_predictions
 from .config import to_dict
 from .data import PolyMNIST
 from .objectives import pick
 from .train import load_checkpoint, model_from_state, resolve_device
 
-EVAL_VERSION = 2  # 2: several judge sets, the p0 and aggregate-posterior columns; older metrics.json are redone
+# 2: several judge sets, the p0 and aggregate-posterior columns; 3: the judges' and the weights' sha256
+# (a shipped evaluation is reused only for the same weights and judges). Older metrics.json are redone.
+EVAL_VERSION = 3
+SHIPPED_FILE = "evaluation.json"  # a shipped run's evaluation, beside its weights (weights/<run>/)
 
 
 @torch.no_grad()
@@ -88,7 +91,7 @@ def evaluate(run_dir, classifiers_dir="runs/classifiers", n_joint=10_000, device
     sources["aggregate"] = lambda n: model.decode_z(aggregate_posterior_sample(model, train, n))
     preds = {src: sample_predictions(draw, sets, n_joint, progress=progress, desc=f"joint coherence, z ~ {src}")
              for src, draw in sources.items()}
-    blocks = {name: {"folder": str(folder), "classifier_accuracy": sets[name].test_accuracy,
+    blocks = {name: {"folder": str(folder), "sha256": fingerprint(folder), "classifier_accuracy": sets[name].test_accuracy,
                      "n_classes": sets[name].n_classes,
                      "cross_coherence": cross[name].mean,
                      "cross_coherence_per_target": cross[name].per_target.tolist(),
@@ -100,6 +103,7 @@ def evaluate(run_dir, classifiers_dir="runs/classifiers", n_joint=10_000, device
         "run": str(run_dir),
         "step": state["step"],
         "version": EVAL_VERSION,
+        "weights_sha256": state.get("shipped", {}).get("sha256"),  # None: trained here
         # the main judges' numbers, as every earlier metrics.json had them
         "joint_coherence": m["joint"]["prior"]["coherence"],
         "cross_coherence": m["cross_coherence"],
@@ -118,11 +122,38 @@ def evaluate(run_dir, classifiers_dir="runs/classifiers", n_joint=10_000, device
     if model.has_ebm:
         metrics["joint_coherence_p0"] = m["joint"]["p0"]["coherence"]
     metrics["eval_s"] = time.perf_counter() - t0
+    metrics["machine"] = {"torch": torch.__version__, "device": str(device), "threads": torch.get_num_threads()}
     path = Path(run_dir) / "metrics.json"
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(metrics, indent=2) + "\n")
     tmp.replace(path)
     return metrics
+
+
+def matches(metrics, step, weights_sha256, judges, n_joint, test_limit, seed=0):
+    """Whether `metrics` (a metrics.json or a shipped evaluation) is this evaluation: same weights
+    (sha256 and step), same judge sets (names and sha256), this EVAL_VERSION, n_joint, test split
+    and seed."""
+    return (metrics.get("version") == EVAL_VERSION and metrics.get("step") == step and metrics.get("seed") == seed
+            and metrics.get("weights_sha256") == weights_sha256 and metrics.get("n_joint") == n_joint
+            and metrics.get("config", {}).get("data", {}).get("test_limit") == test_limit
+            and {n: b.get("sha256") for n, b in metrics.get("judges", {}).items()}
+            == {Path(f).name: fingerprint(f) for f in judges})
+
+
+def ship(run_dir, weights_dir):
+    """Copy RUN_DIR/metrics.json, an evaluation of the shipped weights in WEIGHTS_DIR, to
+    WEIGHTS_DIR/evaluation.json: `make reproduce` then reuses it while weights and judges match."""
+    metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
+    manifest = json.loads((Path(weights_dir) / "manifest.json").read_text())
+    if metrics.get("weights_sha256") != manifest["sha256"] or metrics.get("version") != EVAL_VERSION:
+        raise ValueError(f"{run_dir}/metrics.json is not a current evaluation of the weights in {weights_dir}")
+    metrics["run"] = Path(weights_dir).name
+    path = Path(weights_dir) / SHIPPED_FILE
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    tmp.replace(path)
+    return path
 
 
 def main(argv=None):
@@ -135,9 +166,13 @@ def main(argv=None):
     p.add_argument("--n-joint", type=int, default=10_000, help="prior samples for joint coherence")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ship-to", metavar="WEIGHTS_DIR",
+                   help="then copy the evaluation beside the shipped weights it evaluated (weights/<run>)")
     args = p.parse_args(argv)
     try:
         m = evaluate(args.run_dir, args.classifiers, args.n_joint, args.device, args.seed, judges=args.judges)
+        if args.ship_to:
+            print(f"shipped: {ship(args.run_dir, args.ship_to)}")
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

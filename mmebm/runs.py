@@ -14,7 +14,7 @@ import torch
 from . import classifiers as clf
 from .config import from_dict, load_config, to_dict
 from .data import load_experiment_data
-from .evaluate import EVAL_VERSION, evaluate, judge_folders
+from .evaluate import SHIPPED_FILE, evaluate, judge_folders, matches
 from .train import load_checkpoint, load_run, run_length, save_checkpoint, train
 from .weights import load_shipped
 
@@ -39,6 +39,13 @@ def ensure_classifiers(polymnist_dir, out_dir, epochs=clf.TrainConfig.epochs, li
 
 # the protocol's judges (weights/classifiers_protocol): clean training images, and a "no digit" class
 PROTOCOL_JUDGES = ("--no-digit", "--blur", "0")
+# the main judges (weights/judges) and their independent check (weights/judges_check): trained
+# with the known-answer shifts (mmebm.shifts) and a "no digit" class, other architectures and seeds
+MAIN_JUDGES = ("--arch", "resnet", "--shifts", "--no-digit", "--seed", "1", "--bf16")
+CHECK_JUDGES = ("--arch", "convbn", "--shifts", "--no-digit", "--seed", "0", "--bf16")  # 8 epochs
+# the judge sets that score every run, each a folder of weights/ (results/judges/README.md): the main
+# judges, their check, and the protocol's judges
+JUDGE_SETS = ("judges", "judges_check", "classifiers_protocol")
 
 
 def ensure_trained(config, profile, run_dir, overrides=()):
@@ -241,21 +248,58 @@ def ensure_refitted_runs(runs, runs_dir, cfg=None, device="auto", index=INDEX_FI
     return out
 
 
-def ensure_evaluated(run_dir, classifiers_dir, n_joint=10_000, device="auto", judges=()):
-    """RUN_DIR/metrics.json, computed if missing, older than the checkpoint or than this evaluation
-    (evaluate.EVAL_VERSION), or for another n_joint or other judges (each set told apart by its
-    folder's name and its test accuracies)."""
+def ensure_evaluated(run_dir, classifiers_dir, n_joint=10_000, device="auto", judges=(), shipped=None):
+    """RUN_DIR/metrics.json, unless it is current (evaluate.matches: the same weights, judges,
+    EVAL_VERSION, n_joint and test split): else the shipped evaluation SHIPPED/evaluation.json
+    where it matches (the run was installed from the weights in SHIPPED), else evaluated here.
+    metrics["evaluated"] says which: "here" or "shipped"."""
+    return _evaluation(run_dir, classifiers_dir, n_joint, device, judges, shipped)[0]
+
+
+def _evaluation(run_dir, classifiers_dir, n_joint, device, judges, shipped):
+    """(metrics, how) for ensure_evaluated; how: "current" (metrics.json was), "shipped" or "here"."""
     path = Path(run_dir) / "metrics.json"
-    if path.is_file():
-        metrics = json.loads(path.read_text())
-        same_step = metrics.get("step") == load_checkpoint(Path(run_dir) / "checkpoint.pt")["step"]
-        folders = judge_folders(classifiers_dir, judges)
-        wanted = {f.name: json.loads((f / clf.INFO_FILE).read_text()).get("test_accuracy") for f in folders}
-        had = {name: b.get("classifier_accuracy") for name, b in metrics.get("judges", {}).items()}
-        if (same_step and metrics.get("version") == EVAL_VERSION and metrics.get("n_joint") == n_joint
-                and had == wanted):
-            return metrics
-    return evaluate(run_dir, classifiers_dir, n_joint, device, progress=False, judges=judges)
+    state = load_checkpoint(Path(run_dir) / "checkpoint.pt")
+    key = (state["step"], state.get("shipped", {}).get("sha256"), judge_folders(classifiers_dir, judges), n_joint,
+           state["config"]["data"].get("test_limit"))
+    if path.is_file() and matches(metrics := json.loads(path.read_text()), *key) and (
+            shipped is not None or metrics.get("evaluated") != "shipped"):  # without SHIPPED: evaluated here only
+        return metrics, "current"
+    if shipped is not None and (Path(shipped) / SHIPPED_FILE).is_file():
+        metrics = json.loads((Path(shipped) / SHIPPED_FILE).read_text())
+        if matches(metrics, *key):
+            metrics |= {"run": str(run_dir), "evaluated": "shipped"}
+            path.write_text(json.dumps(metrics, indent=2) + "\n")
+            return metrics, "shipped"
+    metrics = evaluate(run_dir, classifiers_dir, n_joint, device, progress=False, judges=judges)
+    metrics["evaluated"] = "here"
+    path.write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics, "here"
+
+
+def ensure_all_evaluated(runs, classifiers_dir, n_joint=10_000, device="auto", judges=(), weights_dir=None,
+                         reevaluate=False, log=print):
+    """ensure_evaluated for every run of `runs` ({key: (model, run folder, source)}, as
+    ensure_seeded_runs returns), one line per run with the elapsed time and an estimate of the
+    time left. A run installed from shipped weights reuses the evaluation shipped beside them
+    (WEIGHTS_DIR/<run>/evaluation.json) where it matches, unless `reevaluate`. Returns {key: metrics}."""
+    out, t0, spent, n_here = {}, time.perf_counter(), 0.0, 0
+    for i, (key, (_, d, source)) in enumerate(runs.items(), 1):
+        shipped = None
+        if weights_dir is not None and not reevaluate and source == "shipped":
+            shipped = Path(weights_dir) / Path(d).name.removesuffix("-shipped")
+        t = time.perf_counter()
+        out[key], how = _evaluation(d, classifiers_dir, n_joint, device, judges, shipped)
+        dt = time.perf_counter() - t
+        if how == "here":
+            spent, n_here = spent + dt, n_here + 1
+        left = len(runs) - i
+        eta = f"; about {spent / n_here * left / 60:.0f} min left at most" if n_here and left else ""
+        what = {"current": "evaluated before", "shipped": "shipped evaluation (same weights and judges)",
+                "here": "evaluated here"}[how]
+        log(f"[{i}/{len(runs)}] {Path(d).name}: {what}, {dt:.0f} s ({(time.perf_counter() - t0) / 60:.1f} min so far{eta})",
+            flush=True)
+    return out
 
 
 def main(argv=None):

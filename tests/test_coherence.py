@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from mmebm.classifiers import TrainConfig, train
 from mmebm.coherence import (CrossCoherence, cross_coherence, joint_agreement, joint_coherence,
-                             model_cross_coherence, model_joint_coherence, predict)
+                             judged_cross_generations, model_cross_coherence, model_joint_coherence, predict)
 from mmebm.data import PolyMNIST
 
 M = 5
@@ -277,3 +277,22 @@ def test_agreeing_on_no_digit_is_not_coherent():
     """Judges with an eleventh class: five "no digit" answers (class 10) are not a coherent sample."""
     pred = torch.tensor([[10] * 5, [7] * 5, [10, 10, 10, 10, 7]])
     assert joint_agreement(pred).tolist() == [False, True, False]
+
+
+class SelfWrongModel(nn.Module):
+    """cross_generate_all that draws each tuple's own digit in every target, except from the target
+    itself (its reconstruction), where it draws the next digit: images PixelClassifiers reads back."""
+
+    def cross_generate_all(self, x):
+        digit = (x[:, 0, 0, 0, 0] * 10).round().long()
+        right, wrong = images_of(digit), images_of((digit + 1) % 10)
+        return torch.stack([torch.stack([wrong if t == s else right for t in range(M)], 1) for s in range(M)])
+
+
+def test_judged_cross_generations_rows_are_digits_from_other_sources():
+    labels = torch.arange(100) % 10
+    data = PolyMNIST((images_of(labels)[:, None].expand(-1, M, -1, -1, -1) * 255).round().to(torch.uint8), labels)
+    images, answers = judged_cross_generations(SelfWrongModel(), data, {"pixel": PixelClassifiers()}, per_digit=3)
+    assert images.shape == (M, 10, 3, 3, 28, 28) and answers["pixel"].shape == (M, 10, 3)
+    # every answer is its row's digit: never the target's own reconstruction, always another source
+    assert torch.equal(answers["pixel"], torch.arange(10)[None, :, None].expand(M, 10, 3))

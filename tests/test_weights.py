@@ -83,6 +83,7 @@ def test_installed_weights_evaluate_but_do_not_resume(trained, polymnist_dir, tm
     judges.test_accuracy = [0.5] * 5
     judges.save(tmp_path / "clf")
     assert ensure_evaluated(d, tmp_path / "clf", n_joint=50, device="cpu")["classifier_accuracy"] == [0.5] * 5
+    check_shipped_evaluation(runs, d, tmp_path)
     cfg = load_config("polymnist_mmvaeplus_ebm", "cpu", [f"data.root={polymnist_dir}", *TINY, "train.max_steps=4"])
     with pytest.raises(ConfigError, match="shipped weights"):
         train(cfg, d, resume=True)
@@ -206,3 +207,44 @@ def test_warmup_ramps_the_lr_from_where_the_optimizer_starts(trained, polymnist_
     lr = {int(step): float(value) for step, split, name, value in rows if name == "lr"}
     assert lr == pytest.approx({4: cfg.train.lr / 4, 5: cfg.train.lr / 2, 6: cfg.train.lr * 3 / 4,
                                 7: cfg.train.lr, 8: cfg.train.lr})
+
+
+def check_shipped_evaluation(runs, d, tmp_path):
+    """An evaluation shipped beside the weights is reused for the same weights and judges only."""
+    from mmebm.classifiers import Classifiers
+    from mmebm.evaluate import SHIPPED_FILE, ship
+    from mmebm.runs import ensure_all_evaluated
+
+    shipped = tmp_path / "weights" / "polymnist_mmvaeplus_ebm-cpu-s0"
+    with pytest.raises(ValueError, match="not a current evaluation"):
+        ship(d, _other_weights(shipped, tmp_path))
+    ship(d, shipped)
+    here = json.loads((d / "metrics.json").read_text())
+    (d / "metrics.json").unlink()
+    lines = []
+
+    def evaluate(**kw):
+        return ensure_all_evaluated(runs, tmp_path / "clf", 50, "cpu", weights_dir=tmp_path / "weights",
+                                    log=lambda line, **_: lines.append(line), **kw)
+
+    m = evaluate()["polymnist_mmvaeplus_ebm", 0]
+    assert m["evaluated"] == "shipped" and "shipped evaluation" in lines[-1]
+    assert {k: v for k, v in m.items() if k not in ("run", "evaluated")} == {
+        k: v for k, v in here.items() if k not in ("run", "evaluated")}
+    assert "evaluated before" in (evaluate(), lines[-1])[1]
+    m = evaluate(reevaluate=True)["polymnist_mmvaeplus_ebm", 0]  # asked to: evaluated here, same numbers
+    assert m["evaluated"] == "here" and "evaluated here" in lines[-1] and m["judges"] == here["judges"]
+    (d / "metrics.json").unlink()
+    torch.manual_seed(1)  # other judges (evaluate seeds the RNG: Classifiers(5) alone would draw the same weights)
+    Classifiers(5).save(tmp_path / "clf")  # the shipped evaluation does not apply
+    assert evaluate()["polymnist_mmvaeplus_ebm", 0]["evaluated"] == "here"
+    assert (shipped / SHIPPED_FILE).is_file()
+
+
+def _other_weights(shipped, tmp_path):
+    """A copy of the shipped weights' folder with another sha256 in its manifest."""
+    other = tmp_path / "weights_other"
+    other.mkdir(exist_ok=True)
+    manifest = json.loads((shipped / "manifest.json").read_text())
+    (other / "manifest.json").write_text(json.dumps({**manifest, "sha256": "0" * 64}))
+    return other
