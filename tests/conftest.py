@@ -32,9 +32,17 @@ def data_root():
 
 @pytest.fixture(scope="session")
 def polymnist_dir(data_root, tmp_path_factory):
-    """Full-size PolyMNIST built once per session from the real MNIST (about 10 s)."""
+    """Full-size PolyMNIST built once per session from the real MNIST (about 10 s), shared by the
+    pytest-xdist workers: the first builds it, the others wait for it."""
+    from filelock import FileLock
+
     from mmebm.data import build_polymnist
 
-    out = tmp_path_factory.mktemp("polymnist")
-    build_polymnist(data_root / "mnist", data_root / "polymnist" / "backgrounds", out, seed=0, progress=False)
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if "PYTEST_XDIST_WORKER" in os.environ else base  # parent: this session's, common to workers
+    out, done = shared / "polymnist", shared / "polymnist.built"
+    with FileLock(str(shared / "polymnist.lock")):
+        if not done.is_file():
+            build_polymnist(data_root / "mnist", data_root / "polymnist" / "backgrounds", out, seed=0, progress=False)
+            done.touch()
     return out

@@ -16,7 +16,7 @@ NOTEBOOKS = REPO / "notebooks"
 
 # Two optimizer steps of small conv models: the notebooks' code paths, not their results.
 TINY_MODEL = ["model.net=conv", "model.z_dim=8", "model.w_dim=4", "model.langevin_steps=5", "data.limit=256",
-              "data.test_limit=200", "train.batch_size=32", "train.max_steps=2", "train.eval_test=50",
+              "data.test_limit=100", "train.batch_size=32", "train.max_steps=2", "train.eval_test=50",
               "train.eval_joint=50"]
 
 
@@ -31,16 +31,19 @@ TINY_EXPERIMENTS = ["polymnist_mmvae", "polymnist_mmvae_ebm", "polymnist_mmvaepl
 
 
 @pytest.fixture(scope="module")
-def tiny_runs(data_root, polymnist_dir, tmp_path_factory):
+def tiny_runs(polymnist_dir, tmp_path_factory):
     """The four PolyMNIST models and one of the other baselines (03_results marks the others not
     run), tiny, trained and evaluated: what 02_models loads and 03_results reads."""
+    from mmebm.classifiers import Classifiers
     from mmebm.refit import RefitConfig
-    from mmebm.runs import PROTOCOL_JUDGES, ensure_classifiers, ensure_evaluated, ensure_refitted_runs, ensure_seeded_runs
+    from mmebm.runs import ensure_evaluated, ensure_refitted_runs, ensure_seeded_runs
 
     root = tmp_path_factory.mktemp("runs")
-    ensure_classifiers(polymnist_dir, root / "classifiers", epochs=1, limit=1000)
-    ensure_classifiers(polymnist_dir, root / "classifiers_protocol", epochs=1, limit=1000,
-                       options=[*PROTOCOL_JUDGES, "--backgrounds", str(data_root / "polymnist" / "backgrounds")])
+    # untrained judges: these tests run the notebooks' code paths; test_classifiers trains judges
+    for name, n_classes in (("classifiers", 10), ("classifiers_protocol", 11)):
+        judges = Classifiers(5, "convbn", n_classes)
+        judges.test_accuracy = [0.1] * 5
+        judges.save(root / name)
     runs = ensure_seeded_runs(TINY_EXPERIMENTS, "cpu", [0], root, None, [f"data.root={polymnist_dir}", "train.device=cpu",
                                                               f"train.eval_classifiers={root / 'classifiers'}",
                                                               *TINY_MODEL])
@@ -50,13 +53,14 @@ def tiny_runs(data_root, polymnist_dir, tmp_path_factory):
     return root
 
 
-def tiny_parameters(name, data_root, polymnist_dir, tmp, request):
-    """Parameters that make each notebook run in seconds; every path is absolute."""
+def tiny_parameters(name, data_root, tmp, request):
+    """Parameters that make each notebook run in seconds; every path is absolute. Only 02_models and
+    03_results wait for the built PolyMNIST (another test worker may be building it)."""
     common = dict(data_root=str(data_root), figures_dir=str(tmp / "figures"))
     tiny_run = dict(common, runs_dir=str(tmp / "runs"), classifiers_dir=str(tmp / "classifiers"), n_joint=100,
                     classifier_epochs=1, classifier_limit=1000, device="cpu", overrides=TINY_MODEL)
     if name in ("02_models", "03_results"):  # the runs trained once per module (02 loads and evaluates them)
-        runs = request.getfixturevalue("tiny_runs")
+        runs, polymnist_dir = request.getfixturevalue("tiny_runs"), request.getfixturevalue("polymnist_dir")
         if name == "03_results":
             return dict(common, runs_dir=str(runs), polymnist_dir=str(polymnist_dir), n_show=4, chain_show=[0, 2, 5],
                         n_untrained=50)
@@ -74,11 +78,11 @@ def tiny_parameters(name, data_root, polymnist_dir, tmp, request):
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in NOTEBOOKS.glob("*.py")))
-def test_notebook(name, data_root, polymnist_dir, tmp_path, request):
+def test_notebook(name, data_root, tmp_path, request):
     source = tmp_path / f"{name}.src.ipynb"
     jupytext.write(jupytext.read(NOTEBOOKS / f"{name}.py"), source)
     executed = tmp_path / f"{name}.ipynb"
-    papermill.execute_notebook(source, executed, parameters=tiny_parameters(name, data_root, polymnist_dir, tmp_path, request),
+    papermill.execute_notebook(source, executed, parameters=tiny_parameters(name, data_root, tmp_path, request),
                                cwd=NOTEBOOKS, kernel_name="python3", progress_bar=False)
     if name != "02_models":  # it shows its figures; 03_results saves them
         assert list((tmp_path / "figures").glob("*.png")), "the notebook wrote no figure"
