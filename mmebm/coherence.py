@@ -55,7 +55,7 @@ def _as_float(x):
     return x.float().div(255) if x.dtype == torch.uint8 else x.float()
 
 
-# tuples per judge call. On the CPU, 64 judge 1.3-1.5x faster than 2000 (the activations stay in
+# tuples per judge call. On the CPU, 64 judge 1.2-2x faster than 2000 (the activations stay in
 # cache) with the same answers (results/eval_speed/README.md); a GPU wants large batches.
 JUDGE_BATCH = {"cpu": 64, "cuda": 2000}
 

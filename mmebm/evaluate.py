@@ -123,11 +123,16 @@ def evaluate(run_dir, classifiers_dir="runs/classifiers", n_joint=10_000, device
         metrics["joint_coherence_p0"] = m["joint"]["p0"]["coherence"]
     metrics["eval_s"] = time.perf_counter() - t0
     metrics["machine"] = {"torch": torch.__version__, "device": str(device), "threads": torch.get_num_threads()}
-    path = Path(run_dir) / "metrics.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    tmp.replace(path)
+    metrics["evaluated"] = "here"  # a shipped evaluation, reused elsewhere, says "shipped" there (runs.ensure_evaluated)
+    write_json(Path(run_dir) / "metrics.json", metrics)
     return metrics
+
+
+def write_json(path, obj):
+    """Write atomically: a reader never sees half a file."""
+    tmp = Path(path).with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    tmp.replace(path)
 
 
 def matches(metrics, step, weights_sha256, judges, n_joint, test_limit, seed=0):
@@ -149,10 +154,7 @@ def ship(run_dir, weights_dir):
     if metrics.get("weights_sha256") != manifest["sha256"] or metrics.get("version") != EVAL_VERSION:
         raise ValueError(f"{run_dir}/metrics.json is not a current evaluation of the weights in {weights_dir}")
     metrics["run"] = Path(weights_dir).name
-    path = Path(weights_dir) / SHIPPED_FILE
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    tmp.replace(path)
+    write_json(path := Path(weights_dir) / SHIPPED_FILE, metrics)
     return path
 
 

@@ -14,7 +14,7 @@ import torch
 from . import classifiers as clf
 from .config import from_dict, load_config, to_dict
 from .data import load_experiment_data
-from .evaluate import SHIPPED_FILE, evaluate, judge_folders, matches
+from .evaluate import SHIPPED_FILE, evaluate, judge_folders, matches, write_json
 from .train import load_checkpoint, load_run, run_length, save_checkpoint, train
 from .weights import load_shipped
 
@@ -269,12 +269,9 @@ def _evaluation(run_dir, classifiers_dir, n_joint, device, judges, shipped):
         metrics = json.loads((Path(shipped) / SHIPPED_FILE).read_text())
         if matches(metrics, *key):
             metrics |= {"run": str(run_dir), "evaluated": "shipped"}
-            path.write_text(json.dumps(metrics, indent=2) + "\n")
+            write_json(path, metrics)
             return metrics, "shipped"
-    metrics = evaluate(run_dir, classifiers_dir, n_joint, device, progress=False, judges=judges)
-    metrics["evaluated"] = "here"
-    path.write_text(json.dumps(metrics, indent=2) + "\n")
-    return metrics, "here"
+    return evaluate(run_dir, classifiers_dir, n_joint, device, progress=False, judges=judges), "here"
 
 
 def ensure_all_evaluated(runs, classifiers_dir, n_joint=10_000, device="auto", judges=(), weights_dir=None,
