@@ -372,10 +372,11 @@ print(f"MoE ELBO with exact posterior experts: every sample = log p(X) {log_px0:
 # tilted prior. With $\log p_\alpha(z) = -f_\alpha(z) + \log p_0(z) - \log Z(\alpha)$, for the
 # generators and encoders $\log Z(\alpha)$ is a constant and is dropped; the EBM enters their
 # loss only through $-f_\alpha(z)$ at the reparameterized posterior sample $z = \mu_\phi + \sigma_\phi \epsilon$,
-# whose gradient flows to $\phi$ through $z$. The EBM itself is *not* trained by this bound
-# (without $\log Z$ it would just lower $f_\alpha$ everywhere): it follows the
-# maximum-likelihood gradient of section 3, with $q_\phi(z \mid X)$ in place of
-# $p(z \mid X)$. Each training step (`models.train_step`) is therefore
+# whose gradient flows to $\phi$ through $z$. The EBM is *not* trained on this surrogate:
+# without $\log Z$ its gradient in $\alpha$ would just lower $f_\alpha$ everywhere. With
+# $\log Z(\alpha)$ kept, the bound's gradient in $\alpha$ is exactly the maximum-likelihood
+# gradient of section 3, with $q_\phi(z \mid X)$ in place of $p(z \mid X)$, and that is
+# the update the EBM follows, its second expectation estimated by Langevin samples. Each training step (`models.train_step`) is therefore
 #
 # 1. VAE step on $-\mathcal L$ with $\alpha$ frozen (`EBMPrior.log_prob`);
 # 2. EBM step on $\ell_{\rm EBM} = \overline{f_\alpha(z^+)} - \overline{f_\alpha(z^-)}$,
@@ -527,7 +528,7 @@ for ax, (z, title, color) in zip(axes, panels):
     ax.set_xlabel("$z_1$")
 axes[0].set_ylabel("$z_2$")
 axes[0].legend(loc="lower left", fontsize=8)
-fig.suptitle(f"EBM prior on a 2-D latent: {n_samples} samples each, {n_iters} training steps")
+fig.suptitle(f"EBM prior on a 2-D latent: {n_show} of {n_samples} samples shown each, {n_iters} training steps")
 fig.tight_layout()
 save(fig, f"{figures_dir}/objectives_toy_prior.png")
 

@@ -97,8 +97,9 @@ experiments = image_experiments if pairs is not None else caption_experiments
 #
 # The image-caption models train on the caption lines whose image is present; an epoch walks
 # every such caption once, with its image (as MMVAE+ does). Offline here only the images of
-# classes 001-050 are at hand, so the image side sees a third of the classes; with the full
-# image set in `cub/` the same notebook uses all of it.
+# classes 001-050 are at hand, so the image side sees only the training classes among them:
+# about a fifth of the training images (the cell below prints how many). With the full image
+# set in `cub/` the same notebook uses all of it.
 
 # %%
 print(f"vocabulary: {len(vocab)} words; training captions: {len(train_text)}")
