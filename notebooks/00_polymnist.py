@@ -62,7 +62,8 @@ mnist_dir, backgrounds_dir = root / "mnist", root / "polymnist" / "backgrounds"
 # MNIST index and the crop corner, so every image can be traced and re-derived.
 #
 # Note on the data at hand: four of the five backgrounds are the original files; modality 1's
-# *The Scream* is a different scan of the same painting (see `shared/data/MANIFEST.md`).
+# *The Scream* is a different scan of the same painting, so that modality's images differ in
+# their pixels from those built from the official archive.
 
 # %% tags=["nbval-ignore-output"]
 path = ensure_polymnist(out_dir, mnist_dir, backgrounds_dir, seed=seed, limit=limit, progress=False)

@@ -71,7 +71,7 @@ from mmebm.config import from_dict
 from mmebm.train import load_checkpoint, load_run
 from mmebm.weights import train_wall_seconds
 
-# The poster's PolyMNIST numbers (SPEC.md section 6): label, joint, cross coherence.
+# The poster's PolyMNIST numbers (its results table): label, joint, cross coherence.
 PAPER = {
     "polymnist_mmvae": ("MMVAE", 0.232, 0.844),
     "polymnist_mmvae_ebm": ("Ours, base (MMVAE + EBM prior)", 0.746, 0.853),
