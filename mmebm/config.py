@@ -156,7 +156,7 @@ class TrainConfig:
     lr_gamma: float = 0.1
     seed: int = 0
     device: str = "auto"  # auto: cuda if available, else cpu
-    bf16: bool = False  # bf16 autocast of the VAE loss (CUDA; on a CPU with bf16 units too, its effect not yet measured)
+    bf16: bool = False  # bf16 autocast of the VAE loss (CUDA; on this AVX512-BF16 CPU not faster: results/long/README.md)
     compile: bool = False  # torch.compile the model (CUDA only)
     max_steps: int | None = None  # stop after this many optimizer steps (None: all epochs)
     time_budget_s: float | None = None  # stop (and checkpoint) after this much wall time
