@@ -96,6 +96,23 @@ class ShiftParams:
     bg_sigma: float = 3.0
     digit_sigma: float = 1.0
     contrast: float = 0.5
+    fog_crops: int = 16  # the background crops a "fog" image averages over
+
+
+def fog(x, mask, k=16):
+    """Each image's digit composed on k background crops of its own modality (those of the other
+    tuples in the batch x [B, M, 3, H, W], B > k) and averaged: the expected image when the crop is
+    unknown, which is what a decoder whose latent does not fix the crop should draw. Our models'
+    modalities 0 and 4 look so: a mid-grey field and a faint digit."""
+    return on_other_crops(background(x, mask), mask, k)
+
+
+def on_other_crops(bg, mask, k=16):
+    """fog from the background crops bg [B, M, 3, H, W]: each digit of `mask` on the crops of the
+    k tuples before it, averaged."""
+    if len(bg) <= k:
+        raise ValueError(f"fog averages over k={k} other tuples' crops: pass more than {k} tuples")
+    return sum(compose(bg.roll(j, 0), mask) for j in range(1, k + 1)) / k
 
 
 def shifted(x, mask, name, p=ShiftParams(), digit=True):
@@ -114,11 +131,12 @@ def shifted(x, mask, name, p=ShiftParams(), digit=True):
         "blurred_digit": lambda: gaussian_blur(compose(smooth(), mask), p.digit_sigma),
         "low_contrast": lambda: compose(bg, mask, p.contrast),
         "soft": lambda: gaussian_blur(compose(smooth(), mask, p.contrast), p.digit_sigma),
+        "fog": lambda: gaussian_blur(on_other_crops(bg, mask, p.fog_crops), p.digit_sigma),
     }[name]()
 
 
-SHIFTS = ("clean", "smooth_bg", "flat_bg", "blurred_digit", "low_contrast", "soft")
-EMPTY = ("smooth_bg", "flat_bg")  # also scored without their digit, where the right answer is "no digit"
+SHIFTS = ("clean", "smooth_bg", "flat_bg", "blurred_digit", "low_contrast", "soft", "fog")
+EMPTY = ("smooth_bg", "flat_bg", "fog")  # also scored without their digit, where the right answer is "no digit"
 MIN_INK = 0.1  # a digit whose pixels differ from the background by less (mean over the digit) is not shown
 
 

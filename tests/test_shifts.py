@@ -10,7 +10,7 @@ import torch.nn as nn
 from mmebm.classifiers import Classifiers, TrainConfig, shift_batch, train
 from mmebm.coherence import NO_DIGIT
 from mmebm.data import PolyMNIST, load_backgrounds, load_polymnist
-from mmebm.shifts import (EMPTY, SHIFTS, ShiftParams, background, compose, flatten, gaussian_blur, ink,
+from mmebm.shifts import (EMPTY, SHIFTS, ShiftParams, background, compose, flatten, fog, gaussian_blur, ink,
                           load_split_with_masks, measure_softness, score_shifts, shifted)
 
 
@@ -57,6 +57,21 @@ def test_shifts_change_only_what_they_say(test_split):
         for digit in (True, False):
             out = shifted(x, mk, name, p, digit)
             assert out.shape == x.shape and out.min() >= -1e-6 and out.max() <= 1 + 1e-6, name
+
+
+def test_fog_is_the_digit_averaged_over_other_crops(test_split):
+    images, _, masks = test_split
+    x, mk = images[:20].float() / 255, masks[:20]
+    bg = background(x, mk)
+    same = compose(bg[:1].expand_as(bg), mk)  # every tuple on the first tuple's crops: fog changes nothing
+    assert torch.allclose(fog(same, mk, k=4), same, atol=1e-5)
+    f = fog(x, mk, k=3)  # tuple 5's digit on the crops of tuples 4, 3 and 2, averaged
+    assert torch.allclose(f[5], sum(compose(bg[5 - j], mk[5]) for j in (1, 2, 3)) / 3, atol=1e-5)
+    empty = shifted(x, mk, "fog", ShiftParams(digit_sigma=0.0), digit=False)  # the mean of 16 other crops
+    assert torch.allclose(empty[0], bg[-16:].mean(0), atol=1e-5)
+    assert empty.flatten(-2).std(-1).mean() < 0.5 * bg.flatten(-2).std(-1).mean()  # smoother than any crop
+    with pytest.raises(ValueError, match="pass more than 16 tuples"):
+        fog(x[:10], mk[:10])
 
 
 def test_gaussian_blur_keeps_constants_and_has_the_asked_width():

@@ -4,6 +4,7 @@
     python results/judges/report.py shifts       # every judge set on every shift of the test split
     python results/judges/report.py agreement    # per-target cross coherence of every shipped model, all judge sets
     python results/judges/report.py eye          # 100 generations per target modality to count by eye
+    python results/judges/report.py disputed     # the generations main and check read differently, blind
     python results/judges/report.py tables       # tables.md from what the others wrote
 
 Writes beside this file. The data: data/polymnist (python -m mmebm.data polymnist) and the MNIST
@@ -145,6 +146,71 @@ def eye(args):
         w.writerows(rows)
 
 
+def disputed(args):
+    """The generations the main judges and their check disagree on, to settle by eye: cross
+    generations of --limit evenly spaced test tuples (default 1,000) into each of --targets, each
+    from a random other source; of those where the two sets answer differently, 40 at random per
+    target, drawn blind (numbered, no digit, no answer: disputed_m<t>_blind.png). Every judge
+    set's answers and the true digit go to disputed_answers.csv, to be opened only after the
+    images are read (disputed_readings.csv: target, image, reading; "?" for unreadable). --stretch
+    shows each image with its own range stretched to [0, 1] (the judges read the images as made)."""
+    import matplotlib.pyplot as plt
+
+    data = PolyMNIST.load("data/polymnist", "test", limit=args.limit or 1000)
+    sets = judges()
+    model, _, _ = load_shipped(WEIGHTS / args.run)
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        gen = model.cross_generate_all(data.images.float() / 255).clamp(0, 1)  # [M(src), N, M(tgt), ...]
+    M, N = gen.shape[:2]
+    rows = []
+    for t in args.targets:
+        src = torch.tensor([s for s in range(M) if s != t])[torch.randint(M - 1, (N,), generator=g)]
+        full = gen[src, torch.arange(N)]  # each judge reads its own modality's image
+        answers = {name: predict(clf, full)[:, t] for name, clf in sets.items()}
+        differ = (answers["main"] != answers["check"]).nonzero()[:, 0]
+        pick = differ[torch.randperm(len(differ), generator=g)[:40]]
+        fig, axes = plt.subplots(5, 8, figsize=(8 * 1.3, 5 * 1.45))
+        for i, ax in enumerate(axes.flat):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i < len(pick):
+                img = full[pick[i], t]
+                if args.stretch:  # each image's own range stretched to [0, 1]: the eye reads faint digits
+                    img = (img - img.min()) / (img.max() - img.min()).clamp_min(1e-6)
+                ax.imshow(img.permute(1, 2, 0).numpy(), interpolation="nearest")
+                ax.set_title(str(i), fontsize=8)
+        fig.suptitle(f"{args.run}: target m{t}, {len(pick)} of the {len(differ)} of {N} cross generations the main "
+                     f"judges and their check read differently (blind: no digit, no answer"
+                     + ("; each image's contrast stretched)" if args.stretch else ")"), fontsize=8)
+        save(fig, HERE / f"disputed_m{t}_blind.png", pdf=False)
+        for i, j in enumerate(pick.tolist()):
+            rows.append({"target": t, "image": i, "tuple": j, "digit": int(data.labels[j]), "source": int(src[j]),
+                         **{n: int(a[j]) for n, a in answers.items()}})
+        print(f"m{t}: main and check differ on {len(differ)} of {N}", flush=True)
+    with open(HERE / "disputed_answers.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, rows[0].keys())
+        w.writeheader()
+        w.writerows(rows)
+
+
+def disputed_table():
+    """Markdown: the disputed images by eye against each judge set and the true digit."""
+    answers = {(r["target"], r["image"]): r for r in csv.DictReader(open(HERE / "disputed_answers.csv"))}
+    readings = list(csv.DictReader(open(HERE / "disputed_readings.csv")))
+    sets = [k for k in next(iter(answers.values())) if k not in ("target", "image", "tuple", "digit", "source")]
+    out = ["| target | images | unreadable by eye | eye = true digit | " + " | ".join(f"eye = {s}" for s in sets)
+           + " | " + " | ".join(f"{s} = true digit" for s in sets) + " |", "|---|---|---|---|" + "---|" * 2 * len(sets)]
+    for t in sorted({r["target"] for r in readings}):
+        rs = [(r["reading"], answers[t, r["image"]]) for r in readings if r["target"] == t]
+        read = [(e, a) for e, a in rs if e != "?"]
+        out.append(f"| m{t} | {len(rs)} | {len(rs) - len(read)} | {sum(e == a['digit'] for e, a in read)} | "
+                   + " | ".join(str(sum(e == a[s] for e, a in read)) for s in sets) + " | "
+                   + " | ".join(str(sum(a[s] == a["digit"] for _, a in rs)) for s in sets) + " |")
+    return "\n".join(out)
+
+
 def tables(args):
     """tables.md: the shift table (shifts.csv, and shifts_sigma*.csv where present), the agreement
     of the two new sets per run and target (agreement.csv) and the by-eye counts against each set."""
@@ -177,21 +243,27 @@ def tables(args):
         rs = [r for r in answers if int(r["target"]) == t]
         out.append(f"| m{t} | {eye:.2f} ({conf}) | " + " | ".join(
             f"{sum(int(r[s]) == int(r['digit']) for r in rs) / len(rs):.2f}" for s in sets) + " |")
+    if (HERE / "disputed_readings.csv").is_file():
+        out += ["", "## Disputed: the generations the main judges and their check read differently, read by eye "
+                "blind (counts)", "", disputed_table()]
     (HERE / "tables.md").write_text("\n".join(out) + "\n")
     print("\n".join(out))
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["softness", "shifts", "agreement", "eye", "tables"])
+    p.add_argument("what", choices=["softness", "shifts", "agreement", "eye", "disputed", "tables"])
     p.add_argument("--limit", type=int, default=None, help="test tuples (evenly spaced; default all)")
     p.add_argument("--run", default="polymnist_mmvae-cpu-s0", help="eye: the shipped run")
     p.add_argument("--digit-sigma", type=float, default=ShiftParams.digit_sigma,
                    help="shifts: the digit's blur in the blurred shifts (pixels)")
     p.add_argument("--blind", action="store_true", help="eye: the grids without the judges' answers")
+    p.add_argument("--targets", type=int, nargs="+", default=[0, 4], help="disputed: the target modalities")
+    p.add_argument("--stretch", action="store_true", help="disputed: stretch each image's contrast for the eye")
     args = p.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 1)))
-    {"softness": softness, "shifts": shifts, "agreement": agreement, "eye": eye, "tables": tables}[args.what](args)
+    {"softness": softness, "shifts": shifts, "agreement": agreement, "eye": eye, "disputed": disputed,
+     "tables": tables}[args.what](args)
 
 
 if __name__ == "__main__":
