@@ -31,7 +31,8 @@ $(VENV)/.installed: pyproject.toml
 data: venv
 	$(PY) -m mmebm.data polymnist --out data/polymnist --quiet
 
-# Each notebook: jupytext turns the paired .py into a notebook, papermill runs it headless into build/.
+# Each notebook: jupytext turns the paired .py into a notebook, papermill runs it headless into build/;
+# then mmebm.html exports them as HTML pages with an index (build/html/index.html).
 reproduce: venv
 	@start=$$(date +%s); mkdir -p build; \
 	$(PY) -m mmebm.data polymnist --out data/polymnist --quiet || exit 1; \
@@ -40,7 +41,8 @@ reproduce: venv
 	  $(PY) -m jupytext --quiet --to ipynb --output build/$$nb.src.ipynb notebooks/$$nb.py && \
 	  $(PAPERMILL) build/$$nb.src.ipynb build/$$nb.ipynb $$([ $$nb = 00_polymnist ] || echo -p profile $(PROFILE)) $$(case $$nb in 02_models|04_cub) echo "$(TRAIN_FLAG)";; esac) || exit 1; \
 	done; \
-	echo "make reproduce (profile $(PROFILE)) took $$(( $$(date +%s) - start )) s; executed notebooks in build/, figures in figures/"
+	$(PY) -m mmebm.html $(patsubst %,build/%.ipynb,$(NOTEBOOKS)) --out build/html || exit 1; \
+	echo "make reproduce (profile $(PROFILE)) took $$(( $$(date +%s) - start )) s; executed notebooks in build/ (HTML: build/html/index.html), figures in figures/"
 
 # the suite in TEST_WORKERS processes (pytest-xdist), each with its share of the CPU threads
 TEST_WORKERS ?= 2

@@ -86,6 +86,16 @@ def test_notebook(name, data_root, tmp_path, request):
                                cwd=NOTEBOOKS, kernel_name="python3", progress_bar=False)
     if name != "02_models":  # it shows its figures; 03_results saves them
         assert list((tmp_path / "figures").glob("*.png")), "the notebook wrote no figure"
+    # the HTML export of make reproduce: every figure and table of the executed notebook is on its page
+    import nbformat
+
+    from mmebm.html import export, outputs
+    index = export([executed], tmp_path / "html")
+    page = (tmp_path / "html" / f"{name}.html").read_text()
+    figures, tables = outputs(nbformat.read(executed, as_version=4))
+    assert figures > 0 and f"{name}.html" in index.read_text() and f"({figures} figures" in index.read_text()
+    assert page.count("data:image/png;base64") >= figures
+    assert page.count("<table") >= tables
     check = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", "--nbval-current-env",
          "--nbval-sanitize-with", str(REPO / "tests" / "nbval_sanitize.cfg"), str(executed)],
