@@ -38,6 +38,9 @@ class ModelConfig:
     conv_width: int = 32          # channels of the conv nets' first layer (then 2x, 4x, ...); MoPoE and our CUB nets: 32
     conv_leak: float = 0.0        # negative slope of the conv nets' activations (PolyMNIST and CUB); 0: ReLU
                                   # (MoPoE's), 0.2: the LeakyReLU of MMVAE+'s ResNets
+    conv_upsample: str = "k4"     # PolyMNIST conv decoder, its 7->14->28 transposed convs: k4 (kernel 4, padding
+                                  # 1; every shipped conv run) | mopoe (kernel 3, output_padding 1, as
+                                  # thomassutter/MoPoE: the paper profile of MoPoE, mmJSD and MVTCAE)
 
     # --- priors' scale, posteriors, likelihood
     prior_scale: float = 1.0      # scale of p(z) (of p0(z) under the EBM) and of p0(w); MMVAE+ PolyMNIST: 1

@@ -62,7 +62,8 @@ class MultimodalVAE(nn.Module):
                        else ModalityEncoders(cfg.modalities, cfg.z_dim, self.w_dim, cfg.vocab_size, cfg.net,
                                             cfg.conv_leak, cfg.conv_width))
         if decoder is None:
-            decoder = (Decoder(M, in_dim, cfg.net, cfg.channels_last, cfg.conv_width, cfg.conv_leak) if self.stacked
+            decoder = (Decoder(M, in_dim, cfg.net, cfg.channels_last, cfg.conv_width, cfg.conv_leak, cfg.conv_upsample)
+                       if self.stacked
                        else ModalityDecoders(cfg.modalities, in_dim, cfg.vocab_size, cfg.net, self.w_dim,
                                             cfg.conv_leak, cfg.conv_width))
         self.enc, self.dec = encoder, decoder

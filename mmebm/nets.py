@@ -32,9 +32,10 @@ class GConv2d(nn.Module):
 
     grouped = True
 
-    def __init__(self, G, cin, cout, k, stride=1, padding=0, bias=True, transpose=False):
+    def __init__(self, G, cin, cout, k, stride=1, padding=0, bias=True, transpose=False, output_padding=0):
         super().__init__()
         self.G, self.cin, self.cout, self.stride, self.padding, self.transpose = G, cin, cout, stride, padding, transpose
+        self.output_padding = output_padding  # transposed convs only: extra rows/columns on one side
         # conv: [G*cout, cin, k, k]; transposed conv: [G*cin, cout, k, k] (torch's grouped layouts)
         shape = (G * cin, cout, k, k) if transpose else (G * cout, cin, k, k)
         fan_in = (cout if transpose else cin) * k * k
@@ -49,7 +50,7 @@ class GConv2d(nn.Module):
             w, groups = w[g * n:(g + 1) * n], 1
             b = None if b is None else b[g * self.cout:(g + 1) * self.cout]
         if self.transpose:
-            return F.conv_transpose2d(x, w, b, self.stride, self.padding, groups=groups)
+            return F.conv_transpose2d(x, w, b, self.stride, self.padding, self.output_padding, groups=groups)
         return F.conv2d(x, w, b, self.stride, self.padding, groups=groups)
 
 
@@ -172,6 +173,10 @@ def resnet_body(G):
     ), 256 * 7 * 7
 
 
+# the conv decoder's 2x upsamplings (transposed convs), by model.conv_upsample; see Decoder
+UPSAMPLE = {"k4": dict(k=4, stride=2, padding=1), "mopoe": dict(k=3, stride=2, padding=1, output_padding=1)}
+
+
 def act(leak):
     """ReLU (leak 0, MoPoE's) or LeakyReLU: a ReLU unit that is negative on every input gets no
     gradient again, and the narrow last layer of the conv encoder loses whole branches so."""
@@ -240,10 +245,15 @@ class Decoder(CopyNet):
     """The M decoders p(x_m | z, w): forward(u [N, M, in_dim]) -> [N, M, 3, 28, 28] means,
     copy m decoding u[:, m]; forward(u [N, in_dim], g=m) -> [N, 3, 28, 28]."""
 
-    def __init__(self, M, in_dim, net="resnet", channels_last=True, width=32, leak=0.0):
+    def __init__(self, M, in_dim, net="resnet", channels_last=True, width=32, leak=0.0, upsample="k4"):
         super().__init__()
         self.M = M
         c1, c2, c3 = width, 2 * width, 4 * width  # conv only (32: MoPoE's)
+        # the last two 2x upsamplings of the conv decoder (model.conv_upsample): kernel 4, padding 1
+        # ("k4", ours), or thomassutter/MoPoE's kernel 3, padding 1, output_padding 1 ("mopoe")
+        if upsample not in UPSAMPLE:
+            raise ValueError(f"unknown model.conv_upsample {upsample!r}: one of {sorted(UPSAMPLE)}")
+        up = UPSAMPLE[upsample]
         if net == "resnet":  # MMVAE+ PolyMNIST decoder
             self.net = GSequential(
                 GLinear(M, in_dim, 256 * 7 * 7),
@@ -261,8 +271,8 @@ class Decoder(CopyNet):
                 GLinear(M, in_dim, c3 * 4 * 4), act(leak),
                 Unflatten(M, c3, 4, 4, channels_last),
                 GConv2d(M, c3, c2, 3, 2, 1, transpose=True), act(leak),  # 4 -> 7
-                GConv2d(M, c2, c1, 4, 2, 1, transpose=True), act(leak),  # 7 -> 14
-                GConv2d(M, c1, 3, 4, 2, 1, transpose=True),              # 14 -> 28
+                GConv2d(M, c2, c1, **up, transpose=True), act(leak),  # 7 -> 14
+                GConv2d(M, c1, 3, **up, transpose=True),              # 14 -> 28
             )
         else:
             raise ValueError(f"unknown net {net!r}")

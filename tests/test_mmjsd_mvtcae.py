@@ -230,10 +230,12 @@ def test_polymnist_configs(name, objective):
     m, t = paper.model, paper.train
     assert (m.objective, m.model, m.posterior, m.prior, m.z_dim, m.beta) == (objective, "mmvae", "normal", "gaussian", 512, 2.5)
     assert (m.likelihood, m.lik_scale, m.net, t.epochs, t.batch_size, t.amsgrad) == ("laplace", 0.75, "conv", 300, 256, False)
+    assert m.conv_upsample == "mopoe"  # the reference's decoder (thomassutter/MoPoE)
     assert t.lr == {"mmjsd": 5e-4, "mvtcae": 1e-3}[objective]
     assert objective != "mvtcae" or m.tc_alpha == 5 / 6
     cpu = load_config(name, "cpu")
-    assert (cpu.model.objective, cpu.model.z_dim, cpu.model.likelihood) == (objective, 32, "normal")
+    assert (cpu.model.objective, cpu.model.z_dim, cpu.model.likelihood, cpu.model.conv_upsample) == (
+        objective, 32, "normal", "k4")
     torch.manual_seed(0)
     model = build_model(cpu.model)
     out = train_step(model, torch.rand(4, 5, 3, 28, 28), *make_optimizers(model))

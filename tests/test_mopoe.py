@@ -312,10 +312,11 @@ def test_polymnist_mopoe_config():
     paper = load_config("polymnist_mopoe", "paper")
     m, t = paper.model, paper.train
     assert (m.objective, m.model, m.posterior, m.prior, m.z_dim, m.beta) == ("mopoe", "mmvae", "normal", "gaussian", 512, 2.5)
-    assert (m.likelihood, m.lik_scale, m.net) == ("laplace", 0.75, "conv")
+    assert (m.likelihood, m.lik_scale, m.net, m.conv_upsample) == ("laplace", 0.75, "conv", "mopoe")
     assert (t.epochs, t.batch_size, t.lr, t.amsgrad) == (300, 256, 5e-4, False)
     cpu = load_config("polymnist_mopoe", "cpu")
     assert (cpu.model.objective, cpu.model.z_dim, cpu.model.likelihood) == ("mopoe", 32, "normal")  # the cpu recipe
+    assert cpu.model.conv_upsample == "k4"  # the decoder of the shipped cpu runs
     torch.manual_seed(0)
     model = build_model(cpu.model)
     out = train_step(model, torch.rand(4, 5, 3, 28, 28), *make_optimizers(model))

@@ -127,3 +127,23 @@ def test_batched_paths_equal_loop(net, w_dim, grouped):
         # float32 sums in another order, and a leaky_relu input within rounding of 0 takes the
         # other slope: up to ~2e-3 of the largest entry seen (grouped); a wrong slice gives O(1)
         assert (a - b).abs().max() <= 1e-2 * b.abs().max()
+
+
+def test_conv_upsample_mopoe_is_the_reference_decoder():
+    """model.conv_upsample=mopoe: the last two transposed convs as thomassutter/MoPoE's DecoderImg
+    (kernel 3, stride 2, padding 1, output_padding 1), each copy the torch layer it stands for."""
+    torch.manual_seed(0)
+    dec = Decoder(2, 12, "conv", upsample="mopoe")
+    ups = [m for m in dec.net if isinstance(m, GConv2d) and m.transpose]
+    assert [(m.weight.shape[-1], m.output_padding) for m in ups] == [(3, 0), (3, 1), (3, 1)]
+    assert dec(torch.randn(3, 2, 12)).shape == (3, 2, 3, 28, 28)
+    conv = ups[1]  # copy 1 of 7 -> 14 against nn.ConvTranspose2d(64, 32, 3, 2, 1, output_padding=1)
+    ref = torch.nn.ConvTranspose2d(64, 32, 3, 2, 1, output_padding=1)
+    with torch.no_grad():
+        ref.weight.copy_(conv.weight[64:128])
+        ref.bias.copy_(conv.bias[32:64])
+    x = torch.randn(3, 64, 7, 7)
+    torch.testing.assert_close(conv(x, 1), ref(x))
+    assert dec.state_dict().keys() == Decoder(2, 12, "conv").state_dict().keys()  # the k4 weights' names
+    with pytest.raises(ValueError, match="conv_upsample 'k5'"):
+        Decoder(2, 12, "conv", upsample="k5")
