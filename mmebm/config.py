@@ -62,6 +62,9 @@ class ModelConfig:
     beta: float = 2.5             # weight of the regularizer; MMVAE+ PolyMNIST run
     K: int = 1                    # posterior samples per expert; MMVAE+ PolyMNIST run (ELBO)
     dreg: bool = False            # DReG estimator (used with K > 1); MMVAE / MMVAE+ option
+    mmjsd_prior_decoded: bool = False  # mmjsd: decode z ~ p(z) for 1/(M+1) of each batch, the prior a member of
+                                  # the reconstruction's mixture as in thomassutter/MoPoE (the run the poster
+                                  # quotes); False: the experts alone, as the paper and thomassutter/mmjsd
     tc_alpha: float = 5 / 6       # mvtcae's alpha, the weight of the conditional-VIB terms; its PolyMNIST run
                                   # (gr8joo/MVTCAE main_mmnist.py TC_RATIO = 5/6)
 

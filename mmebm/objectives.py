@@ -290,9 +290,10 @@ class MMJSD:
     divergence_measures/mm_div.py calc_alphaJSD_modalities, alpha_poe), gradients through
     q_dyn included. The reconstruction decodes all M modalities from one z ~ q_mix per data
     point, a uniformly drawn expert's (the authors split each batch into blocks, one per expert).
-    The prior's weight is zero in that mixture, as in the paper and thomassutter/mmjsd
-    (moe_fusion: weights[0] = 0); the later MoPoE repository keeps it, decoding about 1/(M+1) of
-    each batch from z ~ N(0, I). Cross generation from a subset uses the mixture of its experts,
+    With cfg.mmjsd_prior_decoded the prior is a member of that mixture too, weight 1/(M+1), as in
+    the MoPoE repository, whose run the poster quotes (about 1/(M+1) of each batch decoded from
+    z ~ N(0, s^2 I)); without, its weight is zero, as in the paper and thomassutter/mmjsd
+    (moe_fusion: weights[0] = 0). Cross generation from a subset uses the mixture of its experts,
     as there (eval_metrics/coherence.py: moe_fusion of the subset). The prior must be Gaussian:
     the JS takes p(z) as one of its closed-form members.
     """
@@ -304,6 +305,7 @@ class MMJSD:
                              f"Jensen-Shannon divergence), got prior: {cfg.prior}")
         self.beta, self.prior_scale, self.M = cfg.beta, cfg.prior_scale, cfg.n_modalities
         self.weight = 1.0 / (self.M + 1)                               # a_k, the prior's and every expert's
+        self.prior_decoded = cfg.mmjsd_prior_decoded
 
     def dynamic_prior(self, qz):
         """q_dyn = normalised q_0^{a_0} prod_m q_m^{a_m}, Normal of batch [B, 1]."""
@@ -322,11 +324,15 @@ class MMJSD:
 
             lw[b] = log p(X_b | z_b) - beta JS_b,   z_b ~ q(z | x_{m_b}), m_b ~ uniform on 1..M,
 
-        its expectation L. Returns lw and the samples {"z": [1, B, 1, Dz], "expert": [B]}."""
+        (with prior_decoded, m_b uniform on 0..M, q_0 = p(z), stored as expert M), its expectation
+        L. Returns lw and the samples {"z": [1, B, 1, Dz], "expert": [B]}."""
         post = model.encode(x) if post is None else post
         B = post.z.loc.shape[0]
-        expert = torch.randint(self.M, (B,), device=post.z.loc.device)
-        z = pick(post.z.rsample(), expert)[None, :, None]              # [1, B, 1, Dz]
+        expert = torch.randint(self.M + self.prior_decoded, (B,), device=post.z.loc.device)
+        z_all = post.z.rsample()                                        # [B, M, Dz]
+        if self.prior_decoded:  # the prior's draw as member M
+            z_all = torch.cat([z_all, self.prior_scale * torch.randn_like(z_all[:, :1])], 1)
+        z = pick(z_all, expert)[None, :, None]                         # [1, B, 1, Dz]
         lpx = model.log_lik(model.decode_experts(_all_modalities(model, z, self.M)), x)
         return lpx - self.beta * self.js(post.z)[None, :, None], {"z": z, "expert": expert}
 

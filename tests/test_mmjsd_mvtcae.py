@@ -231,6 +231,7 @@ def test_polymnist_configs(name, objective):
     assert (m.objective, m.model, m.posterior, m.prior, m.z_dim, m.beta) == (objective, "mmvae", "normal", "gaussian", 512, 2.5)
     assert (m.likelihood, m.lik_scale, m.net, t.epochs, t.batch_size, t.amsgrad) == ("laplace", 0.75, "conv", 300, 256, False)
     assert m.conv_upsample == "mopoe"  # the reference's decoder (thomassutter/MoPoE)
+    assert objective != "mmjsd" or (m.mmjsd_prior_decoded and not load_config(name, "cpu").model.mmjsd_prior_decoded)
     assert t.lr == {"mmjsd": 5e-4, "mvtcae": 1e-3}[objective]
     assert objective != "mvtcae" or m.tc_alpha == 5 / 6
     cpu = load_config(name, "cpu")
@@ -240,3 +241,19 @@ def test_polymnist_configs(name, objective):
     model = build_model(cpu.model)
     out = train_step(model, torch.rand(4, 5, 3, 28, 28), *make_optimizers(model))
     assert all(math.isfinite(v) for v in out.values())
+
+
+def test_mmjsd_with_the_prior_decoded_matches_its_closed_form():
+    """mmjsd_prior_decoded (thomassutter/MoPoE's variant): the reconstruction's mixture holds the
+    prior too, E[lw] = 1/(M+1) (sum_m E_{q_m} log p(X | z) + E_{p(z)} log p(X | z)) - beta JS."""
+    beta = 2.5
+    model, x, _, expected_log_lik = _linear_gaussian("mmjsd", beta=beta, mmjsd_prior_decoded=True)
+    qz = model.encode(x).z
+    B, D = qz.loc.shape[0], qz.loc.shape[-1]
+    from_prior = expected_log_lik(torch.zeros(B, D, dtype=torch.float64), torch.eye(D, dtype=torch.float64).expand(B, D, D))
+    rec = (sum(expected_log_lik(qz.loc[:, m], torch.diag_embed(qz.scale[:, m] ** 2)) for m in range(3)) + from_prior) / 4
+    expect = rec - beta * model.objective.js(qz)
+    est, se, samples = _monte_carlo(model, x)
+    assert ((est - expect).abs() < 5 * se).all(), (est, expect, se)
+    counts = torch.bincount(samples["expert"], minlength=4).double()
+    assert ((counts / counts.sum() - 1 / 4).abs() < 0.01).all()
