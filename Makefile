@@ -37,9 +37,10 @@ reproduce: venv
 	@start=$$(date +%s); mkdir -p build; \
 	$(PY) -m mmebm.data polymnist --out data/polymnist --quiet || exit 1; \
 	for nb in $(NOTEBOOKS); do \
-	  echo "== $$nb (profile $(PROFILE))"; \
+	  echo "== $$nb (profile $(PROFILE))"; t=$$(date +%s); \
 	  $(PY) -m jupytext --quiet --to ipynb --output build/$$nb.src.ipynb notebooks/$$nb.py && \
 	  $(PAPERMILL) build/$$nb.src.ipynb build/$$nb.ipynb $$([ $$nb = 00_polymnist ] || echo -p profile $(PROFILE)) $$(case $$nb in 02_models|04_cub) echo "$(TRAIN_FLAG)";; esac) || exit 1; \
+	  echo "== $$nb done in $$(( $$(date +%s) - t )) s"; \
 	done; \
 	$(PY) -m mmebm.html $(patsubst %,build/%.ipynb,$(NOTEBOOKS)) --out build/html || exit 1; \
 	echo "make reproduce (profile $(PROFILE)) took $$(( $$(date +%s) - start )) s; executed notebooks in build/ (HTML: build/html/index.html), figures in figures/"
