@@ -39,7 +39,7 @@ reproduce: venv
 	for nb in $(NOTEBOOKS); do \
 	  echo "== $$nb (profile $(PROFILE))"; t=$$(date +%s); \
 	  $(PY) -m jupytext --quiet --to ipynb --output build/$$nb.src.ipynb notebooks/$$nb.py && \
-	  $(PAPERMILL) build/$$nb.src.ipynb build/$$nb.ipynb $$([ $$nb = 00_polymnist ] || echo -p profile $(PROFILE)) $$(case $$nb in 02_models|04_cub) echo "$(TRAIN_FLAG)";; esac) || exit 1; \
+	  $(PAPERMILL) build/$$nb.src.ipynb build/$$nb.ipynb $$(case $$nb in 00_*|01_*) ;; *) echo -p profile $(PROFILE);; esac) $$(case $$nb in 02_models|04_cub) echo "$(TRAIN_FLAG)";; esac) || exit 1; \
 	  echo "== $$nb done in $$(( $$(date +%s) - t )) s"; \
 	done; \
 	$(PY) -m mmebm.html $(patsubst %,build/%.ipynb,$(NOTEBOOKS)) --out build/html || exit 1; \

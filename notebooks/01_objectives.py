@@ -28,7 +28,6 @@
 # latent, $\beta$ the generator parameters, $\alpha$ the EBM parameters, $\phi$ the encoders.
 
 # %% tags=["parameters"]
-profile = "cpu"  # cpu | paper: this notebook is small and runs the same at both
 figures_dir = "../figures"
 seed = 0
 device = "cpu"
@@ -114,12 +113,12 @@ print("z", tuple(z_data.shape), "X", tuple(x_data.shape), "(samples, modalities,
 
 # %%
 torch.manual_seed(seed)
-c, D = 1.0, 2
-f_quad = toy.QuadraticEnergy(c)
+c_tilt, D = 1.0, 2
+f_quad = toy.QuadraticEnergy(c_tilt)
 p0 = UnitPrior(D, "gaussian")
 with torch.no_grad():
     w = torch.exp(-f_quad(p0.sample(n_samples)))
-Z_mc, Z_se, Z_exact = w.mean().item(), (w.std() / math.sqrt(n_samples)).item(), (1 + c) ** (-D / 2)
+Z_mc, Z_se, Z_exact = w.mean().item(), (w.std() / math.sqrt(n_samples)).item(), (1 + c_tilt) ** (-D / 2)
 print(f"Z(alpha) by Monte Carlo {Z_mc:.3f} vs closed form {Z_exact:.3f}: {ok(abs(Z_mc - Z_exact) < 5 * Z_se)}")
 
 # %% [markdown]
@@ -177,25 +176,25 @@ print(f"Z(alpha) by Monte Carlo {Z_mc:.3f} vs closed form {Z_exact:.3f}: {ok(abs
 
 # %%
 g = torch.Generator().manual_seed(seed)
-Dz, Dx, sigma, c = 2, 3, 0.5, 1.0
+Dz, Dx, sigma, c_lin = 2, 3, 0.5, 1.0
 W = torch.randn(2 * Dx, Dz, generator=g, dtype=torch.float64).requires_grad_(True)  # [W_1; W_2]
-c_param = torch.tensor(c, dtype=torch.float64, requires_grad=True)
+c_param = torch.tensor(c_lin, dtype=torch.float64, requires_grad=True)
 
 
-def log_px(W, c, X):
+def log_px(W, c_lin, X):
     """Closed form log p(X) of the linear-Gaussian model with the tilted prior."""
-    cov = W @ W.T / (1 + c) + sigma ** 2 * torch.eye(2 * Dx, dtype=torch.float64)
+    cov = W @ W.T / (1 + c_lin) + sigma ** 2 * torch.eye(2 * Dx, dtype=torch.float64)
     return td.MultivariateNormal(torch.zeros(2 * Dx, dtype=torch.float64), cov).log_prob(X)
 
 
-def exact_posterior(W, c, X):
-    P = (1 + c) * torch.eye(Dz, dtype=torch.float64) + W.T @ W / sigma ** 2
+def exact_posterior(W, c_lin, X):
+    P = (1 + c_lin) * torch.eye(Dz, dtype=torch.float64) + W.T @ W / sigma ** 2
     cov = torch.linalg.inv(P)
     return td.MultivariateNormal(cov @ W.T @ X / sigma ** 2, cov)
 
 
 with torch.no_grad():  # one data point X = (x_1, x_2) from the model
-    X = W @ (torch.randn(Dz, generator=g, dtype=torch.float64) / math.sqrt(1 + c))
+    X = W @ (torch.randn(Dz, generator=g, dtype=torch.float64) / math.sqrt(1 + c_lin))
     X = X + sigma * torch.randn(2 * Dx, generator=g, dtype=torch.float64)
 dW_exact, dc_exact = torch.autograd.grad(log_px(W, c_param, X), (W, c_param))
 
@@ -207,7 +206,7 @@ dW_exact, dc_exact = torch.autograd.grad(log_px(W, c_param, X), (W, c_param))
 # %%
 torch.manual_seed(seed)
 n_mc = 200_000  # cheap here: two-dimensional z
-z_post = exact_posterior(W.detach(), c, X).sample((n_mc,))  # [n, Dz]
+z_post = exact_posterior(W.detach(), c_lin, X).sample((n_mc,))  # [n, Dz]
 log_lik = likelihood("normal", z_post @ W.T, sigma, event_dims=1).log_prob(X).mean()
 (dW_mc,) = torch.autograd.grad(log_lik, W)
 rel = ((dW_mc - dW_exact).norm() / dW_exact.norm()).item()
@@ -220,8 +219,8 @@ print(f"generator gradient: |identity - exact| / |exact| = {rel:.3f}: {ok(rel < 
 
 # %%
 torch.manual_seed(seed)
-prior_quad = EBMPrior(toy.QuadraticEnergy(c), UnitPrior(Dz)).double()
-z_prior = torch.randn(n_mc, Dz, dtype=torch.float64) / math.sqrt(1 + c)  # exact p_c samples
+prior_quad = EBMPrior(toy.QuadraticEnergy(c_lin), UnitPrior(Dz)).double()
+z_prior = torch.randn(n_mc, Dz, dtype=torch.float64) / math.sqrt(1 + c_lin)  # exact p_c samples
 loss, _ = prior_quad.ebm_loss(z_post, z_prior)
 loss.backward()
 dc_mc = -prior_quad.f_alpha.c.grad.item()
@@ -253,9 +252,9 @@ print(f"EBM gradient dlog p(X)/dc: -d ebm_loss/dc = {dc_mc:.3f} vs exact {dc_exa
 # than precision $4 / s^2$ (25 at $s = 0.4$). Both matter for the toy in section 7.
 
 # %%
-c = 2.0
-lam = 1 + c
-prior_c = EBMPrior(toy.QuadraticEnergy(c), UnitPrior(2))
+c_chain = 2.0
+lam = 1 + c_chain
+prior_c = EBMPrior(toy.QuadraticEnergy(c_chain), UnitPrior(2))
 for s, steps in [(0.4, 60), (0.1, 600)]:
     torch.manual_seed(seed)
     prior_c.step_size, prior_c.n_steps = s, steps
@@ -412,9 +411,9 @@ cfg_plus = ModelConfig(model="mmvaeplus", prior="ebm", n_modalities=2, z_dim=2, 
 plus = build_model(cfg_plus, encoder=toy.MLPEncoder(2, 2, 2, w_dim=Dw, hidden=16),
                    decoder=toy.MLPDecoder(2, Dw + 2, 2, hidden=16))
 xb = x_data[:8]
-lw, s = plus.log_weights(xb)  # [K=1, B, R]
+lw, samples = plus.log_weights(xb)  # [K=1, B, R]
 post = plus.encode(xb)
-z_r, w_r, w_cross = s["z"][0], s["w"][0], s["w_cross"][0]  # [B, R, D], [B, R, M, D]
+z_r, w_r, w_cross = samples["z"][0], samples["w"][0], samples["w_cross"][0]  # [B, R, D], [B, R, M, D]
 by_hand = torch.zeros_like(lw[0])
 for r in range(2):
     for d in range(2):
@@ -506,7 +505,7 @@ def grid_kl(log_p_unnorm):
     return (log_true.exp() * (log_true - log_p)).sum().item() * cell
 
 
-kl_p0, kl_ebm = grid_kl(p0.log_prob(grid)), grid_kl(-energy)
+kl_p0, kl_ebm = grid_kl(ring_prior.p0.log_prob(grid)), grid_kl(-energy)
 for name, z in [("ring data", z_data), ("p0 = N(0, I)", z_p0), ("p_alpha (Langevin)", z_ebm)]:
     near, covered = mode_stats(z)
     print(f"{name:>18}: within 2 std of a mode {near:.3f}, modes covered {covered} of {N_MODES}")
