@@ -107,6 +107,11 @@
 # steps, wall time, machine). With `train_models = False` (the default of `make reproduce`)
 # this notebook evaluates them; with `True` (`make reproduce TRAIN=1`) it trains every run
 # from scratch. Either way the runs land in `runs/`, and the table says which it shows.
+#
+# **Writes** `runs/`: every run installed (or trained), refitted and evaluated (`metrics.json`),
+# and the run lists that `03_results` reads; it draws its figures here only. **Time**: an
+# evaluation it cannot reuse costs 2-4 minutes of the 2-core CPU machine (`results/eval_speed/`);
+# one line per run says which it reused and how long the rest will take.
 
 # %% tags=["parameters"]
 profile = "cpu"  # cpu | gpu | paper
