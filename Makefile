@@ -45,10 +45,11 @@ reproduce: venv
 	$(PY) -m mmebm.html $(patsubst %,build/%.ipynb,$(NOTEBOOKS)) --out build/html || exit 1; \
 	echo "make reproduce (profile $(PROFILE)) took $$(( $$(date +%s) - start )) s; executed notebooks in build/ (HTML: build/html/index.html), figures in figures/"
 
-# the suite in TEST_WORKERS processes (pytest-xdist), each with its share of the CPU threads
+# the suite in TEST_WORKERS processes (pytest-xdist), each with its share of the CPU threads; loadgroup keeps
+# the notebook tests that share one set of tiny runs on one worker (tests/test_notebooks.py)
 TEST_WORKERS ?= 2
 test: venv
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --durations=12
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=12
 
 clean:
 	rm -rf build

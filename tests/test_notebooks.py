@@ -77,7 +77,14 @@ def tiny_parameters(name, data_root, tmp, request):
     }[name]
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in NOTEBOOKS.glob("*.py")))
+def notebooks_grouped():
+    """Every notebook; 02_models and 03_results in one xdist group (make test: --dist loadgroup), so
+    that one worker trains the tiny runs they share (a module-scoped fixture is per worker)."""
+    return [pytest.param(name, marks=pytest.mark.xdist_group("tiny_runs")) if name in ("02_models", "03_results")
+            else name for name in sorted(p.stem for p in NOTEBOOKS.glob("*.py"))]
+
+
+@pytest.mark.parametrize("name", notebooks_grouped())
 def test_notebook(name, data_root, tmp_path, request):
     source = tmp_path / f"{name}.src.ipynb"
     jupytext.write(jupytext.read(NOTEBOOKS / f"{name}.py"), source)
