@@ -1,6 +1,6 @@
-"""How much each unimodal expert q(z | x_m) counts: the diagnostic that shows one expert
-dominating a product of experts (MoPoE, MVTCAE), where the other modalities' encoders stop
-carrying the digit.
+"""How much each unimodal expert q(z | x_m) counts in the product of experts, and how much of
+the digit it knows: the diagnostics that tell a product dominated by one confident expert
+(MoPoE, MVTCAE) from one in which only one expert carries the digit (results/experts/).
 
     python -m mmebm.experts weights/polymnist_mvtcae-cpu-s0 [...] --data data/polymnist
 
@@ -14,6 +14,7 @@ nearest-centroid probe; chance 0.1): the encoder side of a row of the cross-cohe
 import argparse
 
 import torch
+
 from .distributions import Normal
 from .objectives import kl_normal, poe
 
