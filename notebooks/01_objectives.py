@@ -49,7 +49,6 @@ import torch.distributions as td
 from mmebm import ModelConfig, build_model, make_optimizers, toy, train_step
 from mmebm.distributions import Normal, likelihood
 from mmebm.ebm import EBMPrior, UnitPrior
-from mmebm.langevin import sample_langevin
 from mmebm.models import Posterior, log_q_mix
 from mmebm.nets import EnergyMLP, GLinear
 from mmebm.plots import save
