@@ -103,7 +103,7 @@ def evaluate(run_dir, classifiers_dir="runs/classifiers", n_joint=10_000, device
         "run": str(run_dir),
         "step": state["step"],
         "version": EVAL_VERSION,
-        "weights_sha256": state.get("shipped", {}).get("sha256"),  # None: trained here
+        "weights_sha256": weights_identity(state),  # None: trained here
         # the main judges' numbers, as every earlier metrics.json had them
         "joint_coherence": m["joint"]["prior"]["coherence"],
         "cross_coherence": m["cross_coherence"],
@@ -135,6 +135,18 @@ def write_json(path, obj):
     tmp.replace(path)
 
 
+REFIT_DIR = "refit"  # weights/<run>/refit/evaluation.json: the evaluation of the run's refitted prior
+
+
+def weights_identity(state):
+    """What an evaluation of a checkpoint is keyed by: the shipped weights' sha256 (None for a run
+    trained here); for the refit of a shipped run (mmebm.refit), the sha256 of those weights and of
+    the refitted f_alpha together, so that a refit that comes out otherwise elsewhere is evaluated
+    again. A refit made before that key existed has none (None: evaluated here)."""
+    sha = state.get("shipped", {}).get("sha256")
+    return state["refit"].get("weights_sha256") if sha and state.get("refit") else sha
+
+
 def matches(metrics, step, weights_sha256, judges, n_joint, test_limit, seed=0):
     """Whether `metrics` (a metrics.json or a shipped evaluation) is this evaluation: same weights
     (sha256 and step), same judge sets (names and sha256), this EVAL_VERSION, n_joint, test split
@@ -148,13 +160,20 @@ def matches(metrics, step, weights_sha256, judges, n_joint, test_limit, seed=0):
 
 def ship(run_dir, weights_dir):
     """Copy RUN_DIR/metrics.json, an evaluation of the shipped weights in WEIGHTS_DIR, to
-    WEIGHTS_DIR/evaluation.json: `make reproduce` then reuses it while weights and judges match."""
+    WEIGHTS_DIR/evaluation.json (for the refit of those weights: WEIGHTS_DIR/refit/evaluation.json):
+    `make reproduce` then reuses it while weights and judges match."""
     metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
     manifest = json.loads((Path(weights_dir) / "manifest.json").read_text())
-    if metrics.get("weights_sha256") != manifest["sha256"] or metrics.get("version") != EVAL_VERSION:
-        raise ValueError(f"{run_dir}/metrics.json is not a current evaluation of the weights in {weights_dir}")
-    metrics["run"] = Path(weights_dir).name
-    write_json(path := Path(weights_dir) / SHIPPED_FILE, metrics)
+    state = load_checkpoint(Path(run_dir) / "checkpoint.pt")
+    refit = bool(state.get("refit"))
+    if (state.get("shipped", {}).get("sha256") != manifest["sha256"] or metrics.get("version") != EVAL_VERSION
+            or metrics.get("weights_sha256") != weights_identity(state) or metrics["weights_sha256"] is None):
+        raise ValueError(f"{run_dir}/metrics.json is not a current evaluation of the weights in {weights_dir}"
+                         + (" (refitted)" if refit else ""))
+    metrics["run"] = Path(weights_dir).name + ("-refit" if refit else "")
+    dest = Path(weights_dir) / REFIT_DIR if refit else Path(weights_dir)
+    dest.mkdir(exist_ok=True)
+    write_json(path := dest / SHIPPED_FILE, metrics)
     return path
 
 

@@ -82,6 +82,9 @@ def refit_run(src, out=None, cfg=RefitConfig(), device="auto"):
     loss = refit_prior(model.prior, pool, cfg, cfg.lr or mcfg.model.ebm_lr)
     mcfg.model.ebm_penalty = cfg.penalty
     refit = {**asdict(cfg), "lr": cfg.lr or mcfg.model.ebm_lr, "source": str(src), "source_sha256": _sha256(src),
+             # what an evaluation of this refit is keyed by (evaluate.weights_identity): the shipped weights
+             # it started from and the refitted f_alpha, byte for byte
+             "weights_sha256": _refit_sha256(state.get("shipped", {}).get("sha256"), model.prior.f_alpha),
              "final_loss": loss,
              "seconds": round(time.perf_counter() - t0, 1), "device": str(device)}
     out.mkdir(parents=True, exist_ok=True)
@@ -92,6 +95,15 @@ def refit_run(src, out=None, cfg=RefitConfig(), device="auto"):
     if (src / "metrics.csv").is_file():
         shutil.copyfile(src / "metrics.csv", out / "metrics.csv")
     return out
+
+
+def _refit_sha256(shipped_sha256, f_alpha):
+    """sha256 of the shipped weights' sha256 and of f_alpha's parameters (names, dtypes, shapes, bytes)."""
+    h = hashlib.sha256(str(shipped_sha256).encode())
+    for name, t in sorted(f_alpha.state_dict().items()):
+        h.update(f"{name} {t.dtype} {tuple(t.shape)}".encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def _sha256(run_dir):
@@ -105,6 +117,7 @@ def ensure_refit(src, cfg=RefitConfig(), device="auto"):
     if (out / "checkpoint.pt").is_file():
         old = load_checkpoint(out / "checkpoint.pt")
         same = all(old.get("refit", {}).get(k) == v for k, v in asdict(cfg).items() if not (k == "lr" and v is None))
+        same = same and "weights_sha256" in old["refit"]  # refits made before the key: refitted again
         if same and old["refit"].get("source_sha256") == _sha256(src):  # the same weights refitted alike
             return out
     return refit_run(src, out, cfg, device)

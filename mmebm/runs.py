@@ -14,7 +14,7 @@ import torch
 from . import classifiers as clf
 from .config import from_dict, load_config, to_dict
 from .data import load_experiment_data
-from .evaluate import SHIPPED_FILE, evaluate, judge_folders, matches, write_json
+from .evaluate import REFIT_DIR, SHIPPED_FILE, evaluate, judge_folders, matches, weights_identity, write_json
 from .train import load_checkpoint, load_run, run_length, save_checkpoint, train
 from .weights import load_shipped
 
@@ -260,7 +260,7 @@ def _evaluation(run_dir, classifiers_dir, n_joint, device, judges, shipped):
     """(metrics, how) for ensure_evaluated; how: "current" (metrics.json was), "shipped" or "here"."""
     path = Path(run_dir) / "metrics.json"
     state = load_checkpoint(Path(run_dir) / "checkpoint.pt")
-    key = (state["step"], state.get("shipped", {}).get("sha256"), judge_folders(classifiers_dir, judges), n_joint,
+    key = (state["step"], weights_identity(state), judge_folders(classifiers_dir, judges), n_joint,
            state["config"]["data"].get("test_limit"))
     if path.is_file() and matches(metrics := json.loads(path.read_text()), *key) and (
             shipped is not None or metrics.get("evaluated") != "shipped"):  # without SHIPPED: evaluated here only
@@ -285,6 +285,8 @@ def ensure_all_evaluated(runs, classifiers_dir, n_joint=10_000, device="auto", j
         shipped = None
         if weights_dir is not None and not reevaluate and source == "shipped":
             shipped = Path(weights_dir) / Path(d).name.removesuffix("-shipped")
+        elif weights_dir is not None and not reevaluate and Path(d).name.endswith("-shipped-refit"):
+            shipped = Path(weights_dir) / Path(d).name.removesuffix("-shipped-refit") / REFIT_DIR
         t = time.perf_counter()
         out[key], how = _evaluation(d, classifiers_dir, n_joint, device, judges, shipped)
         dt = time.perf_counter() - t

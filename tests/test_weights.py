@@ -84,6 +84,7 @@ def test_installed_weights_evaluate_but_do_not_resume(trained, polymnist_dir, tm
     judges.save(tmp_path / "clf")
     assert ensure_evaluated(d, tmp_path / "clf", n_joint=50, device="cpu")["classifier_accuracy"] == [0.5] * 5
     check_shipped_evaluation(runs, d, tmp_path)
+    check_shipped_refit_evaluation(runs, tmp_path)
     cfg = load_config("polymnist_mmvaeplus_ebm", "cpu", [f"data.root={polymnist_dir}", *TINY, "train.max_steps=4"])
     with pytest.raises(ConfigError, match="shipped weights"):
         train(cfg, d, resume=True)
@@ -239,6 +240,34 @@ def check_shipped_evaluation(runs, d, tmp_path):
     Classifiers(5).save(tmp_path / "clf")  # the shipped evaluation does not apply
     assert evaluate()["polymnist_mmvaeplus_ebm", 0]["evaluated"] == "here"
     assert (shipped / SHIPPED_FILE).is_file()
+
+
+def check_shipped_refit_evaluation(runs, tmp_path):
+    """The refit of shipped weights (made where the tables are made) is keyed by the weights and the
+    refitted f_alpha: its shipped evaluation is reused for the same refit only."""
+    from mmebm.evaluate import REFIT_DIR, SHIPPED_FILE, ship
+    from mmebm.refit import RefitConfig
+    from mmebm.runs import ensure_all_evaluated, ensure_refitted_runs
+
+    shipped = tmp_path / "weights" / "polymnist_mmvaeplus_ebm-cpu-s0"
+    sha = json.loads((shipped / "manifest.json").read_text())["sha256"]
+
+    def evaluate(refitted):
+        return next(iter(ensure_all_evaluated(refitted, tmp_path / "clf", 50, "cpu", weights_dir=tmp_path / "weights",
+                                              log=lambda *a, **k: None).values()))
+
+    refitted = ensure_refitted_runs(runs, tmp_path / "runs", RefitConfig(steps=2, n_train=64), "cpu")
+    r = next(iter(refitted.values()))[1]
+    assert r.name.endswith("-shipped-refit")
+    here = evaluate(refitted)
+    assert here["evaluated"] == "here" and here["weights_sha256"] not in (None, sha)
+    ship(r, shipped)
+    assert (shipped / REFIT_DIR / SHIPPED_FILE).is_file() and (shipped / SHIPPED_FILE).is_file()
+    (r / "metrics.json").unlink()
+    again = evaluate(refitted)
+    assert again["evaluated"] == "shipped" and again["judges"] == here["judges"]
+    other = ensure_refitted_runs(runs, tmp_path / "runs", RefitConfig(steps=3, n_train=64), "cpu")  # another refit
+    assert evaluate(other)["evaluated"] == "here"
 
 
 def _other_weights(shipped, tmp_path):

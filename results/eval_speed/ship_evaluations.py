@@ -5,9 +5,11 @@
 Each run (default: every weights/polymnist_*: the cpu profile's seed 0 first, then its other
 seeds, then the other profiles) is installed from its weights as 02_models installs it, evaluated
 with the judge sets 02_models uses (mmebm.runs.JUDGE_SETS), and its evaluation copied to
-weights/<run>/evaluation.json. A run whose shipped evaluation already matches is skipped, so the
-script resumes where it stopped. `make reproduce` reuses these evaluations while the weights and
-the judges match (mmebm.evaluate.matches)."""
+weights/<run>/evaluation.json. The cpu profile's EBM runs are also refitted as 02_models refits
+them (mmebm.refit), and the refit's evaluation goes to weights/<run>/refit/evaluation.json, keyed
+by the weights and the refitted f_alpha (a machine whose refit comes out otherwise evaluates it
+again). A run whose shipped evaluations already match is skipped, so the script resumes where it
+stopped. `make reproduce` reuses them while the weights and the judges match (mmebm.evaluate.matches)."""
 
 import argparse
 import json
@@ -15,7 +17,8 @@ import time
 from pathlib import Path
 
 from mmebm.config import load_config
-from mmebm.evaluate import SHIPPED_FILE, matches, ship
+from mmebm.evaluate import REFIT_DIR, SHIPPED_FILE, matches, ship
+from mmebm.refit import RefitConfig, ensure_refit
 from mmebm.runs import JUDGE_SETS, ensure_evaluated, install_shipped
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,18 +43,28 @@ def main():
         config, profile, seed = name.rsplit("-", 2)
         manifest = json.loads((weights / name / "manifest.json").read_text())
         shipped = weights / name / SHIPPED_FILE
-        if shipped.is_file() and matches(json.loads(shipped.read_text()), manifest["steps"], manifest["sha256"],
-                                         judges, 10_000, None):
+        refits = profile == "cpu" and "_ebm" in config  # 02_models refits this profile's EBM runs
+        current = shipped.is_file() and matches(json.loads(shipped.read_text()), manifest["steps"], manifest["sha256"],
+                                                judges, 10_000, None)
+        if current and (not refits or (weights / name / REFIT_DIR / SHIPPED_FILE).is_file()):
             print(f"{name}: shipped evaluation current", flush=True)
             continue
         here = load_config(config, profile, [f"data.root={a.data}", f"train.seed={seed[1:]}"]).data
         d = Path(a.runs_dir) / f"{name}-shipped"
         install_shipped(weights / name, d, here)
-        t = time.perf_counter()
-        m = ensure_evaluated(d, judges[0], 10_000, "cpu", judges[1:])
-        ship(d, weights / name)
-        print(f"{name}: evaluated in {time.perf_counter() - t:.0f} s, cross {m['cross_coherence']:.4f}, "
-              f"joint {m['joint_coherence']:.4f} -> {shipped}", flush=True)
+        if not current:
+            t = time.perf_counter()
+            m = ensure_evaluated(d, judges[0], 10_000, "cpu", judges[1:])
+            ship(d, weights / name)
+            print(f"{name}: evaluated in {time.perf_counter() - t:.0f} s, cross {m['cross_coherence']:.4f}, "
+                  f"joint {m['joint_coherence']:.4f} -> {shipped}", flush=True)
+        if refits:
+            t = time.perf_counter()
+            r = ensure_refit(d, RefitConfig(), "cpu")
+            m = ensure_evaluated(r, judges[0], 10_000, "cpu", judges[1:])
+            ship(r, weights / name)
+            print(f"{name}, refitted: {time.perf_counter() - t:.0f} s, joint {m['joint_coherence']:.4f} -> "
+                  f"{weights / name / REFIT_DIR / SHIPPED_FILE}", flush=True)
 
 
 if __name__ == "__main__":
