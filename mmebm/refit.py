@@ -75,11 +75,17 @@ def refit_run(src, out=None, cfg=RefitConfig(), device="auto"):
     t0 = time.perf_counter()
     model.requires_grad_(False)
     model.prior.f_alpha.requires_grad_(True)
-    torch.manual_seed(cfg.seed)
-    train = PolyMNIST.load_cached(mcfg.data.root, "train", cfg.n_train, device)
-    pool = posterior_pool(model, train)
-    torch.manual_seed(cfg.seed + 1)
-    loss = refit_prior(model.prior, pool, cfg, cfg.lr or mcfg.model.ebm_lr)
+    threads = torch.get_num_threads()
+    if device.type == "cpu":  # the same bits on any thread count, so a shipped evaluation of this refit applies
+        torch.set_num_threads(1)
+    try:
+        torch.manual_seed(cfg.seed)
+        train = PolyMNIST.load_cached(mcfg.data.root, "train", cfg.n_train, device)
+        pool = posterior_pool(model, train)
+        torch.manual_seed(cfg.seed + 1)
+        loss = refit_prior(model.prior, pool, cfg, cfg.lr or mcfg.model.ebm_lr)
+    finally:
+        torch.set_num_threads(threads)
     mcfg.model.ebm_penalty = cfg.penalty
     refit = {**asdict(cfg), "lr": cfg.lr or mcfg.model.ebm_lr, "source": str(src), "source_sha256": _sha256(src),
              # what an evaluation of this refit is keyed by (evaluate.weights_identity): the shipped weights
