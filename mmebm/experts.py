@@ -52,21 +52,19 @@ def digit_probe(loc, labels, seed=0):
 @torch.no_grad()
 def model_expert_stats(model, data, n=1000, batch_size=250):
     """expert_stats of a model's unimodal posteriors of z over n evenly spaced test tuples
-    (data: a PolyMNIST split), averaged over batches, and each expert's digit_probe."""
+    (data: a PolyMNIST split, encoded batch_size tuples at a time), and each expert's digit_probe."""
     index = torch.linspace(0, len(data) - 1, min(n, len(data))).round().long()
-    parts, locs, labels = [], [], []
+    locs, scales, labels = [], [], []
     for i in range(0, len(index), batch_size):
         x, y = data[index[i:i + batch_size]]
         qz = model.encode(x.float() / 255 if x.dtype == torch.uint8 else x).z
         if not isinstance(qz, Normal):
             raise ValueError(f"expert_stats needs Gaussian experts, the model's are {type(qz).__name__}")
-        parts.append((len(x), expert_stats(qz)))
         locs.append(qz.loc)
+        scales.append(qz.scale)
         labels.append(torch.as_tensor(y))
-    total = sum(k for k, _ in parts)
-    out = {key: [sum(k * s[key][m] for k, s in parts) / total for m in range(len(parts[0][1][key]))]
-           for key in parts[0][1]}
-    return out | {"digit_probe": digit_probe(torch.cat(locs), torch.cat(labels))}
+    loc = torch.cat(locs)
+    return expert_stats(Normal(loc, torch.cat(scales))) | {"digit_probe": digit_probe(loc, torch.cat(labels))}
 
 
 def main(argv=None):

@@ -282,11 +282,12 @@ def ensure_all_evaluated(runs, classifiers_dir, n_joint=10_000, device="auto", j
     (WEIGHTS_DIR/<run>/evaluation.json) where it matches, unless `reevaluate`. Returns {key: metrics}."""
     out, t0, spent, n_here = {}, time.perf_counter(), 0.0, 0
     for i, (key, (_, d, source)) in enumerate(runs.items(), 1):
-        shipped = None
-        if weights_dir is not None and not reevaluate and source == "shipped":
-            shipped = Path(weights_dir) / Path(d).name.removesuffix("-shipped")
-        elif weights_dir is not None and not reevaluate and Path(d).name.endswith("-shipped-refit"):
-            shipped = Path(weights_dir) / Path(d).name.removesuffix("-shipped-refit") / REFIT_DIR
+        shipped, name = None, Path(d).name
+        if weights_dir is not None and not reevaluate:  # where an evaluation may ship beside the weights
+            if source == "shipped":
+                shipped = Path(weights_dir) / name.removesuffix("-shipped")
+            elif name.endswith("-shipped-refit"):
+                shipped = Path(weights_dir) / name.removesuffix("-shipped-refit") / REFIT_DIR
         t = time.perf_counter()
         out[key], how = _evaluation(d, classifiers_dir, n_joint, device, judges, shipped)
         dt = time.perf_counter() - t

@@ -99,7 +99,7 @@ class ShiftParams:
     fog_crops: int = 16  # the background crops a "fog" image averages over
 
 
-def fog(x, mask, k=16):
+def fog(x, mask, k=ShiftParams.fog_crops):
     """Each image's digit composed on k background crops of its own modality (those of the other
     tuples in the batch x [B, M, 3, H, W], B > k) and averaged: the expected image when the crop is
     unknown, which is what a decoder whose latent does not fix the crop should draw. Our models'
@@ -107,7 +107,7 @@ def fog(x, mask, k=16):
     return on_other_crops(background(x, mask), mask, k)
 
 
-def on_other_crops(bg, mask, k=16):
+def on_other_crops(bg, mask, k=ShiftParams.fog_crops):
     """fog from the background crops bg [B, M, 3, H, W]: each digit of `mask` on the crops of the
     k tuples before it, averaged."""
     if len(bg) <= k:

@@ -1,7 +1,11 @@
-"""The long base-EBM run's VAE at a snapshot, its prior refitted from a fresh f_alpha (penalty 0.1), vs MMVAE-style p0."""
-import sys, time, torch
-sys.path.insert(0, "/work/main")
+"""The long base-EBM run's VAE at a snapshot, its prior refitted from a fresh f_alpha (penalty 0.1), vs MMVAE-style p0.
+
+    python results/long/refit_fresh.py 8000 300    # the snapshot's step, refit steps (LONG_RUN=folder)
+"""
 from pathlib import Path
+import os, sys, time, torch
+ROOT = Path(__file__).resolve().parents[2]  # run from the repository root: data/polymnist is read from there
+sys.path.insert(0, str(ROOT))
 from mmebm.classifiers import Classifiers
 from mmebm.coherence import joint_coherence
 from mmebm.data import PolyMNIST
@@ -9,8 +13,9 @@ from mmebm.nce import posterior_pool
 from mmebm.refit import RefitConfig, refit_prior
 from mmebm.train import load_checkpoint, model_from_state
 torch.set_num_threads(1)
-judges = {n: Classifiers.load(f"/work/main/weights/{f}") for n, f in (("main", "judges"), ("blur_robust", "classifiers"))}
-L = Path.home() / "mmebm_state/long/polymnist_mmvae_ebm-long-s0/snapshots"
+judges = {n: Classifiers.load(ROOT / "weights" / f) for n, f in (("main", "judges"), ("blur_robust", "classifiers"))}
+# the first long run of the base EBM model (no penalty; results/long/README.md, section 4)
+L = Path(os.environ.get("LONG_RUN", Path.home() / "mmebm_state/long/polymnist_mmvae_ebm-long-s0-nopenalty")) / "snapshots"
 step, steps = int(sys.argv[1]), int(sys.argv[2])
 model, cfg = model_from_state(load_checkpoint(L / f"step_{step:07d}.pt"))
 t = time.time()
@@ -26,7 +31,7 @@ for mod in model.prior.f_alpha.modules():
         mod.reset_parameters()
 model.requires_grad_(False); model.prior.f_alpha.requires_grad_(True)
 torch.manual_seed(0)
-train = PolyMNIST.load_cached(str(Path.home() / "mmebm_state/data_polymnist"), "train", 10_000)
+train = PolyMNIST.load_cached(str(ROOT / "data/polymnist"), "train", 10_000)
 pool = posterior_pool(model, train)
 torch.manual_seed(1)
 loss = refit_prior(model.prior, pool, RefitConfig(steps=steps), cfg.model.ebm_lr)
