@@ -181,6 +181,72 @@ def score_shifts(judges, images, labels, masks, p=ShiftParams(), batch_size=1000
             for j in judges for s in names for m in range(M)]
 
 
+# ------------------------------------------------------------------ two digits at once
+
+
+def partners(labels, generator):
+    """For each tuple, another tuple whose digit differs, drawn uniformly among those: int64 [N]."""
+    labels = torch.as_tensor(labels)
+    out = torch.empty(len(labels), dtype=torch.int64)
+    for d in labels.unique().tolist():
+        mine, others = (labels == d).nonzero()[:, 0], (labels != d).nonzero()[:, 0]
+        out[mine] = others[torch.randint(len(others), (len(mine),), generator=generator)]
+    return out
+
+
+def blend(x, mask, other_mask, weight, p=ShiftParams()):
+    """The mean of two images that differ only in their digit, the image's own at `weight` and
+    another at 1 - weight, on the image's smoothed background and blurred as the generations are:
+    what a decoder draws when its latent leaves the digit in doubt between two. The mean of
+    compose(bg, a) and compose(bg, b) is compose with the mask w a + (1 - w) b."""
+    bg = gaussian_blur(background(x, mask), p.bg_sigma)
+    mixed = weight * mask.to(x.dtype) + (1 - weight) * other_mask.to(x.dtype)
+    return gaussian_blur(compose(bg, mixed), p.digit_sigma)
+
+
+BLEND_WEIGHTS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+@torch.no_grad()
+def score_blends(judges, images, labels, masks, weights=BLEND_WEIGHTS, p=ShiftParams(), seed=0, batch_size=1000):
+    """Every judge set on two-digit blends (`blend`) of the test tuples, the own digit at each of
+    `weights`, the other digit from a partner tuple of another digit (`partners`, seeded), the same
+    partner at every weight -> rows {judges, weight, modality, n, own, other, either, no_digit,
+    third}: the shares answered with the own digit, the partner's, one of the two, "no digit", and
+    a digit that is neither; n counts the images whose own digit, alone on the smoothed background,
+    is shown (ink >= MIN_INK, as score_shifts). Plus, for each pair of judge sets, a row {judges: "a=b",
+    weight, modality, n, agree}: the share of those images both sets answer alike. Above weight 0.5
+    the own digit is the dominant one, the answer the eye gives."""
+    M = images.shape[1]
+    partner = partners(labels, torch.Generator().manual_seed(seed))
+    pairs = [(a, b) for i, a in enumerate(judges) for b in list(judges)[i + 1:]]
+    keys = ("own", "other", "either", "no_digit", "third")
+    sums = {(j, w): torch.zeros(len(keys), M) for j in judges for w in weights}
+    agree = {(a, b, w): torch.zeros(M) for a, b in pairs for w in weights}
+    n = torch.zeros(M)
+    for i in range(0, len(images), batch_size):
+        idx = torch.arange(i, min(i + batch_size, len(images)))
+        x, mk = images[idx].float().div(255), masks[idx]
+        y, y2, mk2 = labels[idx][:, None], labels[partner[idx]][:, None], masks[partner[idx]]
+        bg = gaussian_blur(background(x, mk), p.bg_sigma)
+        shown = ink(compose(bg, mk), bg, mk) >= MIN_INK  # [B, M]
+        n += shown.sum(0)
+        for w in weights:
+            said = {j: predict(clf, blend(x, mk, mk2, w, p)) for j, clf in judges.items()}
+            for j, pred in said.items():
+                own, other, none = pred == y, pred == y2, pred == NO_DIGIT
+                hits = torch.stack([own, other, own | other, none, ~(own | other | none)])  # [K, B, M]
+                sums[j, w] += (hits & shown).sum(1)
+            for a, b in pairs:
+                agree[a, b, w] += ((said[a] == said[b]) & shown).sum(0)
+    share = lambda v: [round(t, 4) for t in (v / n.clamp_min(1)).tolist()]  # noqa: E731
+    rows = [{"judges": j, "weight": w, "modality": m, "n": int(n[m]), **{k: share(v[i])[m] for i, k in enumerate(keys)}}
+            for (j, w), v in sums.items() for m in range(M)]
+    rows += [{"judges": f"{a}={b}", "weight": w, "modality": m, "n": int(n[m]), "agree": share(v)[m]}
+             for (a, b, w), v in agree.items() for m in range(M)]
+    return rows
+
+
 # ------------------------------------------------------------------ how soft are the generations?
 
 

@@ -10,8 +10,9 @@ import torch.nn as nn
 from mmebm.classifiers import Classifiers, TrainConfig, shift_batch, train
 from mmebm.coherence import NO_DIGIT
 from mmebm.data import PolyMNIST, load_backgrounds, load_polymnist
-from mmebm.shifts import (EMPTY, SHIFTS, ShiftParams, background, compose, flatten, fog, gaussian_blur, ink,
-                          load_split_with_masks, measure_softness, score_shifts, shifted)
+from mmebm.shifts import (EMPTY, SHIFTS, ShiftParams, background, blend, compose, flatten, fog,
+                          gaussian_blur, ink, load_split_with_masks, measure_softness, partners, score_blends,
+                          score_shifts, shifted)
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +132,60 @@ def test_score_shifts_scores_each_shift_against_its_answer(test_split):
         assert by["flat_bg", m]["no_digit"] == 0.0 and by["clean", m]["n"] >= 0.98 * len(labels)
         assert by["flat_bg", m]["n"] >= 0.8 * len(labels)
         assert abs(by["flat_bg", m]["accuracy"] - zero) < 0.06
+
+
+def test_partners_differ_in_digit_and_are_seeded():
+    labels = torch.arange(10).repeat_interleave(50)
+    a = partners(labels, torch.Generator().manual_seed(0))
+    assert (labels[a] != labels).all()
+    assert torch.equal(a, partners(labels, torch.Generator().manual_seed(0)))
+    assert not torch.equal(a, partners(labels, torch.Generator().manual_seed(1)))
+    assert len(labels[a].unique()) == 10  # drawn among all the other digits
+
+
+def test_blend_is_the_mean_of_the_two_images(test_split):
+    """Weight 1 is the blurred_digit shift, weight 0 the partner's digit on the same background,
+    and every weight between is their weighted mean (compose is affine in the mask, the blur linear)."""
+    images, labels, masks = (t[:40] for t in test_split)
+    x = images.float() / 255
+    other = partners(labels, torch.Generator().manual_seed(0))
+    own, theirs = blend(x, masks, masks[other], 1.0), blend(x, masks, masks[other], 0.0)
+    assert torch.allclose(own, shifted(x, masks, "blurred_digit"), atol=1e-6)
+    assert torch.allclose(theirs, gaussian_blur(compose(gaussian_blur(background(x, masks), 3.0), masks[other]), 1.0),
+                          atol=1e-6)
+    for w in (0.5, 0.7):
+        assert torch.allclose(blend(x, masks, masks[other], w), w * own + (1 - w) * theirs, atol=1e-6)
+
+
+class ConstJudge(InkJudge):
+    """Answers `digit` to every image."""
+
+    def __init__(self, digit):
+        super().__init__()
+        self.digit = digit
+
+    def forward(self, x):
+        logits = torch.zeros(*x.shape[:2], 11)
+        logits[..., self.digit] = 1.0
+        return logits
+
+
+def test_score_blends_counts_own_other_and_third_answers(test_split):
+    images, labels, masks = (t[::3] for t in test_split)
+    rows = score_blends({"zero": ConstJudge(0), "also_zero": ConstJudge(0), "one": ConstJudge(1)}, images, labels, masks,
+                        weights=(0.5, 0.8))
+    other = labels[partners(labels, torch.Generator().manual_seed(0))]  # the seed score_blends draws with
+    by = {(r["judges"], r["weight"], r["modality"]): r for r in rows}
+    assert len(rows) == (3 + 3) * 2 * 5  # three sets and their three pairs, two weights, five modalities
+    for m in range(5):
+        r = by["zero", 0.5, m]
+        assert 0.8 * len(labels) <= r["n"] <= len(labels)  # digits on a near-mid-grey crop are left out
+        # "0" is the own digit of the 0s and the partner's digit of the tuples paired with a 0
+        assert abs(r["own"] - (labels == 0).double().mean().item()) < 0.05
+        assert abs(r["other"] - (other == 0).double().mean().item()) < 0.05
+        assert r["no_digit"] == 0.0 and abs(r["own"] + r["other"] + r["third"] - 1) < 1e-3
+        assert r["either"] == pytest.approx(r["own"] + r["other"], abs=1e-3)  # never both: partners differ
+        assert by["zero=also_zero", 0.8, m]["agree"] == 1.0 and by["zero=one", 0.8, m]["agree"] == 0.0
 
 
 def test_shift_batch_shifts_a_known_share_and_is_seeded():

@@ -2,6 +2,7 @@
 
     python results/judges/report.py softness     # how soft the shipped models' generations are
     python results/judges/report.py shifts       # every judge set on every shift of the test split
+    python results/judges/report.py blends       # every judge set on two digits blended, at several weights
     python results/judges/report.py agreement    # per-target cross coherence of every shipped model, all judge sets
     python results/judges/report.py eye          # 100 generations per target modality to count by eye
     python results/judges/report.py disputed     # the generations main and check read differently, blind
@@ -25,7 +26,7 @@ from mmebm.classifiers import Classifiers
 from mmebm.coherence import model_cross_coherences, predict
 from mmebm.data import PolyMNIST, data_root
 from mmebm.plots import judged_grid, save
-from mmebm.shifts import ShiftParams, load_split_with_masks, measure_softness, score_shifts
+from mmebm.shifts import ShiftParams, load_split_with_masks, measure_softness, score_blends, score_shifts
 from mmebm.weights import load_shipped
 
 HERE = Path(__file__).resolve().parent
@@ -75,6 +76,37 @@ def shifts(args):
         w.writeheader()
         w.writerows(rows)
     print(shift_table(rows))
+
+
+def blends(args):
+    images, labels, masks = test_split(args.limit)
+    rows = score_blends(judges(), images, labels, masks)
+    with open(HERE / "blends.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, ["judges", "weight", "modality", "n", "own", "other", "either", "no_digit", "third", "agree"])
+        w.writeheader()
+        w.writerows(rows)
+    print(blend_table(rows))
+
+
+def blend_table(rows, modalities=(0, 4)):
+    """Markdown: per judge set and weight, on `modalities` (the faint ones of the generations): the
+    share answered with the dominant digit, the other one, neither ("third"), and "no digit"; then
+    how often main and check answer alike."""
+    sets = [j for j in dict.fromkeys(r["judges"] for r in rows) if "=" not in j]
+    weights = list(dict.fromkeys(float(r["weight"]) for r in rows))
+    cols = [f"m{m} {k}" for m in modalities for k in ("own", "other", "third", "no digit")]
+    lines = ["| judges | weight | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
+    get = {(r["judges"], float(r["weight"]), int(r["modality"])): r for r in rows}
+    for j in sets:
+        for w in weights:
+            lines.append(f"| {j} | {w:.1f} | " + " | ".join(
+                f"{float(get[j, w, m][k]):.2f}" for m in modalities for k in ("own", "other", "third", "no_digit")) + " |")
+    pair = next((j for j in dict.fromkeys(r["judges"] for r in rows) if j in ("main=check", "check=main")), None)
+    if pair:
+        lines += ["", f"| weight | " + " | ".join(f"m{m} main = check" for m in range(5)) + " |", "|---|" + "---|" * 5]
+        for w in weights:
+            lines.append(f"| {w:.1f} | " + " | ".join(f"{float(get[pair, w, m]['agree']):.2f}" for m in range(5)) + " |")
+    return "\n".join(lines)
 
 
 def shift_table(rows):
@@ -252,7 +284,7 @@ def tables(args):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["softness", "shifts", "agreement", "eye", "disputed", "tables"])
+    p.add_argument("what", choices=["softness", "shifts", "blends", "agreement", "eye", "disputed", "tables"])
     p.add_argument("--limit", type=int, default=None, help="test tuples (evenly spaced; default all)")
     p.add_argument("--run", default="polymnist_mmvae-cpu-s0", help="eye: the shipped run")
     p.add_argument("--digit-sigma", type=float, default=ShiftParams.digit_sigma,
@@ -262,7 +294,7 @@ def main(argv=None):
     p.add_argument("--stretch", action="store_true", help="disputed: stretch each image's contrast for the eye")
     args = p.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 1)))
-    {"softness": softness, "shifts": shifts, "agreement": agreement, "eye": eye, "disputed": disputed,
+    {"softness": softness, "shifts": shifts, "blends": blends, "agreement": agreement, "eye": eye, "disputed": disputed,
      "tables": tables}[args.what](args)
 
 
