@@ -1,7 +1,7 @@
 """The main judges against their check on the long runs' snapshots (results/long): does their
 per-target gap close as the generations sharpen? From the repository root:
 
-    python results/judges/agree_snapshots.py 4000 8000 [--long ~/mmebm_state/long]
+    python results/judges/agree_snapshots.py 4000 8000 [--long ~/mmebm_state/long] [--runs RUN ...]
 
 Prints, per run and step, every judge set's per-target cross coherence on 1,000 evenly spaced
 test tuples and the check minus the main judges.
@@ -28,11 +28,12 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("steps", type=int, nargs="+")
     p.add_argument("--long", default=str(Path.home() / "mmebm_state" / "long"), help="the long runs' folders")
+    p.add_argument("--runs", nargs="+", default=RUNS, help="which of them")
     args = p.parse_args()
     torch.set_num_threads(1)
     sets = report.judges()
     data = PolyMNIST.load("data/polymnist", "test", limit=1000)
-    for run in RUNS:
+    for run in args.runs:
         for step in args.steps:
             t = time.time()
             model, _ = model_from_state(load_checkpoint(Path(args.long) / run / "snapshots" / f"step_{step:07d}.pt"))
