@@ -239,11 +239,11 @@ def score_blends(judges, images, labels, masks, weights=BLEND_WEIGHTS, p=ShiftPa
                 sums[j, w] += (hits & shown).sum(1)
             for a, b in pairs:
                 agree[a, b, w] += ((said[a] == said[b]) & shown).sum(0)
-    share = lambda v: [round(t, 4) for t in (v / n.clamp_min(1)).tolist()]  # noqa: E731
-    rows = [{"judges": j, "weight": w, "modality": m, "n": int(n[m]), **{k: share(v[i])[m] for i, k in enumerate(keys)}}
-            for (j, w), v in sums.items() for m in range(M)]
-    rows += [{"judges": f"{a}={b}", "weight": w, "modality": m, "n": int(n[m]), "agree": share(v)[m]}
-             for (a, b, w), v in agree.items() for m in range(M)]
+    share = {key: (v / n.clamp_min(1)).tolist() for key, v in [*sums.items(), *agree.items()]}
+    rows = [{"judges": j, "weight": w, "modality": m, "n": int(n[m]),
+             **{k: round(share[j, w][i][m], 4) for i, k in enumerate(keys)}} for j, w in sums for m in range(M)]
+    rows += [{"judges": f"{a}={b}", "weight": w, "modality": m, "n": int(n[m]), "agree": round(share[a, b, w][m], 4)}
+             for a, b, w in agree for m in range(M)]
     return rows
 
 

@@ -146,8 +146,9 @@ def test_committed_weights_match_their_manifests_and_the_configs():
             assert saved[part] == now[part], f"{d}: {part} differs from configs/ + profile {profile}"
         assert {k: v for k, v in saved["data"].items() if k not in ignore} == \
             {k: v for k, v in now["data"].items() if k not in ignore}
-        # or a length in epochs (the long profile): full batches of PolyMNIST's 60,000 training tuples
-        total = cfg.train.max_steps if cfg.train.max_steps is not None else run_length(cfg.train, 60_000 // cfg.train.batch_size)
+        # max_steps, or for a length in epochs (the long profile) its full batches of the 60,000 training tuples
+        total = cfg.train.max_steps if cfg.train.max_steps is not None else \
+            run_length(cfg.train, 60_000 // cfg.train.batch_size)
         if manifest["config"]["train"].get("time_budget_s") is None:
             assert manifest["steps"] == total, f"{d}: shipped at step {manifest['steps']}"
         else:  # stopped by its time budget (the gpu runs, results/gpu_h200): the manifest says where
