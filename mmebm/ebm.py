@@ -115,6 +115,7 @@ class EBMPrior(nn.Module):
             z_neg = self.sample(z_post.shape[0])
         f_pos, f_neg = self.f_alpha(z_post.detach()), self.f_alpha(z_neg.detach())
         loss = f_pos.mean() - f_neg.mean()
+        self.gap = loss.detach()  # the energy gap itself, which the penalty bounds near -1 / penalty (trainer: ebm_gap)
         if self.penalty:
             loss = loss + self.penalty * (f_pos.pow(2).mean() + f_neg.pow(2).mean())
         return loss, z_neg

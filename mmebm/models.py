@@ -249,6 +249,8 @@ def train_step(model, x, opt_vae, opt_ebm=None, loss_fn=None, reduce_grads=None)
             reduce_grads(opt_ebm.param_groups[0]["params"])
         opt_ebm.step()
         out["ebm_loss"] = ebm_loss.item()
+        if model.prior.fit == "mle" and model.prior.penalty:  # the loss then holds the penalty too
+            out["ebm_gap"] = model.prior.gap.item()
     return out
 
 

@@ -169,6 +169,10 @@ def test_energy_penalty_keeps_the_mle_update_from_running_away(penalty):
         size = max(f(z_neg).abs().mean(), f(FAR + 0.3 * torch.randn(128, 2)).abs().mean()).item()
     if penalty:
         assert size < 1 / penalty, size
+        # at the optimum of gap + penalty (a^2 + b^2), a = -b = -1 / (2 penalty): the energy gap sits
+        # near -1 / penalty and the penalized loss the trainer logs near half that (ebm_gap, ebm_loss)
+        assert -1.2 / penalty < prior.gap.item() < -0.8 / penalty, prior.gap
+        assert -0.6 / penalty < loss.item() < -0.4 / penalty, loss
     else:
         assert size > 100, size
 

@@ -109,3 +109,14 @@ def test_train_step_needs_only_the_contract():
     assert out["loss"] == pytest.approx(-out["objective"] / 2, rel=1e-6)
     moved = [not torch.equal(a, p) for a, p in zip(before, vae + ebm)]
     assert any(moved[:len(vae)]) and any(moved[len(vae):])  # both updates ran
+
+
+def test_train_step_logs_the_energy_gap_beside_the_penalized_loss():
+    """With a penalty the EBM loss holds it too; the step also logs the gap mean f(z_q) - mean f(z_neg)
+    alone, so that runs with different penalties compare (results/long/README.md, section 6)."""
+    model, x = _model("mmvae_ebm"), _x()
+    assert "ebm_gap" not in train_step(model, x, *make_optimizers(model))  # no penalty: the loss is the gap
+    model.prior.penalty = 0.5
+    out = train_step(model, x, *make_optimizers(model))
+    assert set(out) == {"loss", "objective", "ebm_loss", "ebm_gap"}
+    assert out["ebm_loss"] > out["ebm_gap"]  # + penalty * (mean f_pos^2 + mean f_neg^2) > 0
