@@ -20,31 +20,42 @@ PAPERMILL := $(PY) -m papermill --cwd notebooks --kernel python3 --no-progress-b
 
 .PHONY: reproduce test venv data clean
 
-# uv installs what pip would (the best version over the same indexes: pip's own configuration, PIP_TO_UV) in a
+# uv installs what pip would (the best version over the same indexes: pip's own configuration, UV_INSTALL) in a
 # fraction of the time: a fresh venv on a busy 2-core machine took 90 s with pip, 37 s with uv and 4.5 s with uv's
-# cache warm (results/timings.md). Where uv cannot be had, pip. Neither byte-compiles every file of every package
-# (torch, jupyterlab, ...): Python compiles each module when first imported (pip: 215 s against 117 s).
+# cache warm (results/timings.md). Where uv cannot be had or fails, pip. Neither byte-compiles every file of every
+# package (torch, jupyterlab, ...): Python compiles each module when first imported (pip: 215 s against 117 s).
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	if $(PY) -m pip install -q uv 2>/dev/null; then \
-	  $(VENV)/bin/uv pip install -q --python $(PY) --index-strategy unsafe-best-match $$($(PY) -c "$$PIP_TO_UV") -e '.[dev]'; \
-	else $(PY) -m pip install -q --no-compile -e '.[dev]'; fi
+	($(PY) -m pip install -q uv 2>/dev/null && $(PY) -c "$$UV_INSTALL" -e '.[dev]') || \
+	  $(PY) -m pip install -q --no-compile -e '.[dev]'
 	touch $@
 
-# pip's configured indexes, find-links and constraints (pip.conf, PIP_* variables) as uv's options
-define PIP_TO_UV
-import shlex, subprocess, sys
-flag = {"index-url": "--default-index", "extra-index-url": "--index", "find-links": "--find-links", "constraint": "--constraint"}
-pairs = {}  # pip lists a setting once per place it is set (global, :env:, ...)
+# `uv pip install ARGS` into this Python's venv, with pip's configuration as uv's options: for each setting the
+# place pip itself would take it from (PIP_* variables, then pip.conf's [install], then [global])
+define UV_INSTALL
+import ast, os, subprocess, sys
+flags = {"index-url": "--default-index", "extra-index-url": "--index", "find-links": "--find-links",
+         "constraint": "--constraint", "trusted-host": "--allow-insecure-host"}
+rank, best = {":env:": 0, "install": 1, "global": 2}, {}
 for line in subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True).stdout.splitlines():
     key, _, value = line.partition("=")
-    name = key.rsplit(".", 1)[-1]
-    for v in shlex.split(value)[0].split() if name in flag else []:
-        pairs[flag[name], v] = None
-print(shlex.join(a for pair in pairs for a in pair))
+    section, _, name = key.rpartition(".")
+    if section in rank and (name not in best or rank[section] < best[name][0]):
+        best[name] = rank[section], ast.literal_eval(value)
+args, env = [], dict(os.environ)
+for name, (_, value) in best.items():
+    if name in flags:
+        args += [a for v in value.split() for a in (flags[name], v)]
+    elif name == "no-index" and value.lower() in ("1", "true", "yes", "on"):
+        args.append("--no-index")
+    elif name == "cert":  # uv trusts its own root certificates unless told
+        env.setdefault("SSL_CERT_FILE", value)
+uv = os.path.join(os.path.dirname(sys.executable), "uv")
+sys.exit(subprocess.run([uv, "pip", "install", "-q", "--python", sys.executable, "--index-strategy", "unsafe-best-match",
+                         *args, *sys.argv[1:]], env=env).returncode)
 endef
-export PIP_TO_UV
+export UV_INSTALL
 
 data: venv
 	$(PY) -m mmebm.data polymnist --out data/polymnist --quiet
