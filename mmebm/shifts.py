@@ -213,8 +213,8 @@ def score_blends(judges, images, labels, masks, weights=BLEND_WEIGHTS, p=ShiftPa
     `weights`, the other digit from a partner tuple of another digit (`partners`, seeded), the same
     partner at every weight -> rows {judges, weight, modality, n, own, other, either, no_digit,
     third}: the shares answered with the own digit, the partner's, one of the two, "no digit", and
-    a digit that is neither; n counts the images whose own digit, alone on the smoothed background,
-    is shown (ink >= MIN_INK, as score_shifts). Plus, for each pair of judge sets, a row {judges: "a=b",
+    a digit that is neither; n counts the images whose own digit, alone on the smoothed background
+    and before the blur, is shown (ink >= MIN_INK; score_shifts measures ink after its shift's blur). Plus, for each pair of judge sets, a row {judges: "a=b",
     weight, modality, n, agree}: the share of those images both sets answer alike. Above weight 0.5
     the own digit is the dominant one, the answer the eye gives."""
     M = images.shape[1]

@@ -140,7 +140,8 @@ def test_partners_differ_in_digit_and_are_seeded():
     assert (labels[a] != labels).all()
     assert torch.equal(a, partners(labels, torch.Generator().manual_seed(0)))
     assert not torch.equal(a, partners(labels, torch.Generator().manual_seed(1)))
-    assert len(labels[a].unique()) == 10  # drawn among all the other digits
+    for d in range(10):  # drawn among all the other digits
+        assert len(labels[a][labels == d].unique()) == 9, d
 
 
 def test_blend_is_the_mean_of_the_two_images(test_split):
@@ -186,6 +187,29 @@ def test_score_blends_counts_own_other_and_third_answers(test_split):
         assert r["no_digit"] == 0.0 and abs(r["own"] + r["other"] + r["third"] - 1) < 1e-3
         assert r["either"] == pytest.approx(r["own"] + r["other"], abs=1e-3)  # never both: partners differ
         assert by["zero=also_zero", 0.8, m]["agree"] == 1.0 and by["zero=one", 0.8, m]["agree"] == 0.0
+
+
+class RecordingJudge(ConstJudge):
+    """Answers 0 and keeps every batch of images it was shown."""
+
+    def __init__(self):
+        super().__init__(0)
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(x.clone())
+        return super().forward(x)
+
+
+def test_score_blends_shows_the_judges_the_blends_of_its_partners(test_split):
+    images, labels, masks = (t[:60] for t in test_split)
+    judge = RecordingJudge()
+    score_blends({"rec": judge}, images, labels, masks, weights=(0.5, 0.8), batch_size=1000)
+    partner = partners(labels, torch.Generator().manual_seed(0))
+    x = images.float() / 255
+    seen = torch.cat(judge.seen)  # weight 0.5 for all tuples, then 0.8 (one batch of tuples)
+    expected = torch.cat([blend(x, masks, masks[partner], w) for w in (0.5, 0.8)])
+    assert torch.allclose(seen, expected, atol=1e-6)
 
 
 def test_shift_batch_shifts_a_known_share_and_is_seeded():

@@ -2,7 +2,7 @@
 
     python results/judges/report.py softness     # how soft the shipped models' generations are
     python results/judges/report.py shifts       # every judge set on every shift of the test split
-    python results/judges/report.py blends       # every judge set on two digits blended, at several weights
+    python results/judges/report.py blends --limit 2000   # every judge set on two digits blended, at several weights
     python results/judges/report.py agreement    # per-target cross coherence of every shipped model, all judge sets
     python results/judges/report.py eye          # 100 generations per target modality to count by eye
     python results/judges/report.py disputed     # the generations main and check read differently, blind
