@@ -187,6 +187,8 @@ def score_shifts(judges, images, labels, masks, p=ShiftParams(), batch_size=1000
 def partners(labels, generator):
     """For each tuple, another tuple whose digit differs, drawn uniformly among those: int64 [N]."""
     labels = torch.as_tensor(labels)
+    if len(labels.unique()) < 2:
+        raise ValueError("partners need tuples of at least two digits")
     out = torch.empty(len(labels), dtype=torch.int64)
     for d in labels.unique().tolist():
         mine, others = (labels == d).nonzero()[:, 0], (labels != d).nonzero()[:, 0]
