@@ -201,8 +201,12 @@ def blend(x, mask, other_mask, weight, p=ShiftParams()):
     another at 1 - weight, on the image's smoothed background and blurred as the generations are:
     what a decoder draws when its latent leaves the digit in doubt between two. The mean of
     compose(bg, a) and compose(bg, b) is compose with the mask w a + (1 - w) b."""
-    bg = gaussian_blur(background(x, mask), p.bg_sigma)
-    mixed = weight * mask.to(x.dtype) + (1 - weight) * other_mask.to(x.dtype)
+    return _blend_on(gaussian_blur(background(x, mask), p.bg_sigma), mask, other_mask, weight, p)
+
+
+def _blend_on(bg, mask, other_mask, weight, p):
+    """`blend` on an already smoothed background (score_blends smooths it once for every weight)."""
+    mixed = weight * mask.to(bg.dtype) + (1 - weight) * other_mask.to(bg.dtype)
     return gaussian_blur(compose(bg, mixed), p.digit_sigma)
 
 
@@ -234,7 +238,8 @@ def score_blends(judges, images, labels, masks, weights=BLEND_WEIGHTS, p=ShiftPa
         shown = ink(compose(bg, mk), bg, mk) >= MIN_INK  # [B, M]
         n += shown.sum(0)
         for w in weights:
-            said = {j: predict(clf, blend(x, mk, mk2, w, p)) for j, clf in judges.items()}
+            xs = _blend_on(bg, mk, mk2, w, p)
+            said = {j: predict(clf, xs) for j, clf in judges.items()}
             for j, pred in said.items():
                 own, other, none = pred == y, pred == y2, pred == NO_DIGIT
                 hits = torch.stack([own, other, own | other, none, ~(own | other | none)])  # [K, B, M]
