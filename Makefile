@@ -15,6 +15,9 @@ NOTEBOOKS := 00_polymnist 01_objectives 02_models 03_results 04_cub
 # weights/ (without it, a run that is neither shipped nor in runs/ stops with a message that says how to train it)
 TRAIN ?= 0
 TRAIN_FLAG := $(if $(filter 1 yes true,$(TRAIN)),-p train_models True,)
+# EVALUATE=1: evaluate every run here instead of reusing the evaluations shipped beside the weights
+EVALUATE ?= 0
+EVALUATE_FLAG := $(if $(filter 1 yes true,$(EVALUATE)),-p reevaluate True,)
 # --log-output: each cell's printed output on the console as it runs, so a long notebook shows where it is
 PAPERMILL := $(PY) -m papermill --cwd notebooks --kernel python3 --no-progress-bar --log-output
 
@@ -68,7 +71,7 @@ reproduce: venv
 	for nb in $(NOTEBOOKS); do \
 	  echo "== $$nb (profile $(PROFILE))"; t=$$(date +%s); \
 	  $(PY) -m jupytext --quiet --to ipynb --output build/$$nb.src.ipynb notebooks/$$nb.py && \
-	  $(PAPERMILL) build/$$nb.src.ipynb build/$$nb.ipynb $$(case $$nb in 00_*|01_*) ;; *) echo -p profile $(PROFILE);; esac) $$(case $$nb in 02_models|04_cub) echo "$(TRAIN_FLAG)";; esac) || exit 1; \
+	  $(PAPERMILL) build/$$nb.src.ipynb build/$$nb.ipynb $$(case $$nb in 00_*|01_*) ;; *) echo -p profile $(PROFILE);; esac) $$(case $$nb in 02_models|04_cub) echo "$(TRAIN_FLAG)";; esac) $$(case $$nb in 02_models) echo "$(EVALUATE_FLAG)";; esac) || exit 1; \
 	  echo "== $$nb done in $$(( $$(date +%s) - t )) s"; \
 	done; \
 	$(PY) -m mmebm.html $(patsubst %,build/%.ipynb,$(NOTEBOOKS)) --out build/html || exit 1; \

@@ -5,6 +5,9 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
+from matplotlib.lines import Line2D
+
+from .coherence import NO_DIGIT, joint_agreement, predict
 
 
 def tile(images):
@@ -49,49 +52,124 @@ def save(fig, path, pdf=True):
     return path
 
 
-def side_by_side(panels, col_labels=None, cell=0.45, suptitle=None):
-    """Several image grids next to each other: `panels` maps a title to images [R, C, 3, H, W]."""
+def side_by_side(panels, col_labels=None, cell=0.45, suptitle=None, row_notes=None):
+    """Several image grids next to each other: `panels` maps a title to images [R, C, 3, H, W].
+    `row_notes` maps a panel title to one (text, colour) per row, written right of that row."""
     n = len(panels)
     r, c = next(iter(panels.values())).shape[:2]
-    fig, axes = plt.subplots(1, n, figsize=(n * (c * cell + 0.4), r * cell + 0.8), squeeze=False)
+    notes_w = 0.75 if row_notes else 0.0  # room for the notes right of each panel
+    fig, axes = plt.subplots(1, n, figsize=(n * (c * cell + 0.4 + notes_w), r * cell + 0.8), squeeze=False)
     for ax, (title, images) in zip(axes[0], panels.items()):
         ax.imshow(tile(images), interpolation="nearest")
-        w = images.shape[-1]
+        h, w = images.shape[-2:]
         ax.set_xticks([w * (j + 0.5) for j in range(c)] if col_labels is not None else [])
         if col_labels is not None:
             ax.set_xticklabels(col_labels, fontsize=7)
         ax.set_yticks([])
+        if row_notes and title in row_notes:
+            _note_rows(ax, h, row_notes[title])
         ax.tick_params(length=0)
         for side in ax.spines.values():
             side.set_visible(False)
-        ax.set_title(title, fontsize=9)
-    if suptitle:
-        fig.suptitle(suptitle)
+        ax.set_title(_wrap_to(title, c * cell + notes_w, 9), fontsize=9)
+    _suptitle(fig, suptitle)
     fig.tight_layout()
     return fig
 
 
-def joint_figure(models, n=8, seed=0):
+def _note_rows(ax, h, notes):
+    # as right-hand tick labels, so that tight_layout makes room for them
+    ax.yaxis.tick_right()
+    ax.set_yticks([h * (i + 0.5) for i in range(len(notes))], [t for t, _ in notes], fontsize=7, family="monospace")
+    for label, (_, colour) in zip(ax.get_yticklabels(), notes):
+        label.set_color(colour)
+
+
+def _wrap_to(text, inches, fontsize):
+    """`text` wrapped, line by line, to about `inches` of width at `fontsize` points."""
+    width = max(10, int(inches * 72 / (0.55 * fontsize)))  # a character is about 0.55 em wide
+    return "\n".join(textwrap.fill(line, width) for line in str(text).split("\n"))
+
+
+def _suptitle(fig, text, fontsize=10):
+    # wrapped to the figure's width: the notebooks pass judges, profile and budget, which run long
+    if text:
+        fig.suptitle(_wrap_to(text, fig.get_figwidth(), fontsize), fontsize=fontsize)
+
+
+GREEN, RED = "tab:green", "tab:red"
+
+
+def row_verdicts(answers):
+    """Per row of judge answers [n, M] (10: "no digit"): (the M answers as text, "-" for no digit;
+    green when the row is coherent, all M the same digit, red otherwise)."""
+    answers = torch.as_tensor(answers)
+    coherent = joint_agreement(answers)
+    return [(" ".join("-" if a == NO_DIGIT else str(a) for a in row), GREEN if ok else RED)
+            for row, ok in zip(answers.tolist(), coherent.tolist())]
+
+
+def joint_figure(models, n=8, seed=0, judges=None, suptitle=None):
     """Joint generations of several models side by side: `models` maps a title to a model;
-    rows are draws from the model's prior, columns modalities. Same seed for every model."""
-    panels = {}
+    rows are draws from the model's prior, columns modalities. Same seed for every model.
+    With `judges` (Classifiers), each row shows the judges' answer per modality, green where all
+    agree on one digit (a coherent sample), and each title the count of coherent rows."""
+    panels, notes = {}, {}
     for title, model in models.items():
         torch.manual_seed(seed)
-        panels[title] = model.sample(n).cpu()
-    return side_by_side(panels, col_labels=_modalities(panels))
+        images = model.sample(n).detach().cpu()
+        if judges is not None:
+            verdicts = row_verdicts(predict(judges, images))
+            title = f"{title}\ncoherent {sum(c == GREEN for _, c in verdicts)} of {len(verdicts)}"
+            notes[title] = verdicts
+        panels[title] = images
+    if judges is not None:
+        key = "right of each row: the judges' digit per modality (- no digit); green: all agree"
+        suptitle = f"{suptitle}\n{key}" if suptitle else key
+    return side_by_side(panels, col_labels=_modalities(panels), suptitle=suptitle, row_notes=notes or None)
 
 
-def cross_figure(models, x, src=0, seed=0):
+def cross_figure(models, x, src=0, seed=0, suptitle=None):
     """Test tuples x [n, M, 3, H, W], then each model's generation of all modalities from
-    modality `src` alone."""
+    modality `src` alone; `suptitle` is appended to the title line."""
     panels = {"test tuples": x.cpu()}
     for title, model in models.items():
         torch.manual_seed(seed)
-        panels[title] = model.cross_generate(x, src).cpu()
-    return side_by_side(panels, col_labels=_modalities(panels), suptitle=f"every modality generated from m{src} alone")
+        panels[title] = model.cross_generate(x, src).detach().cpu()
+    line = f"every modality generated from m{src} alone" + (f"; {suptitle}" if suptitle else "")
+    return side_by_side(panels, col_labels=_modalities(panels), suptitle=line)
 
 
-def coherence_matrices(matrices):
+def chain_figure(chains, steps, col_labels=None, suptitle=None, per_row=2, cell=0.5):
+    """Langevin chains decoded along the way: `chains` [C, S, M, 3, H, W], `steps` the S step
+    numbers. One panel per chain, rows its steps, columns the modalities; `per_row` panels a
+    figure row, each image `cell` inches, so that at page width a digit stays readable."""
+    c, s, m = chains.shape[:3]
+    h, w = chains.shape[-2:]
+    rows = -(-c // per_row)
+    cols = min(c, per_row)
+    # 0.75 in beside a panel for the "step k" labels, 0.45 in above it for its title and column labels
+    fig, axes = plt.subplots(rows, cols, squeeze=False,
+                             figsize=(cols * (m * cell + 0.75), rows * (s * cell + 0.45) + (0.4 if suptitle else 0)))
+    col_labels = col_labels if col_labels is not None else [f"m{j}" for j in range(m)]
+    for i, ax in enumerate(axes.flat):
+        if i >= c:
+            fig.delaxes(ax)  # an unfilled slot in the last row
+            continue
+        ax.imshow(tile(chains[i].detach().cpu()), interpolation="nearest")
+        ax.set_xticks([w * (j + 0.5) for j in range(m)], col_labels, fontsize=7)
+        ax.xaxis.tick_top()
+        ax.set_yticks([h * (k + 0.5) for k in range(s)], [f"step {k}" for k in steps], fontsize=7)
+        ax.tick_params(length=0)
+        for side in ax.spines.values():
+            side.set_visible(False)
+        ax.set_title(f"chain {i}", fontsize=9)
+    _suptitle(fig, suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def coherence_matrices(matrices, suptitle=None):
     """Heatmaps of cross-coherence matrices side by side: `matrices` maps a title to an [M, M]
     array, entry [src, tgt] the accuracy of modality tgt generated from modality src (the
     diagonal is self-reconstruction), each cell annotated with its value."""
@@ -112,6 +190,7 @@ def coherence_matrices(matrices):
             ax.set_ylabel("given (source)", fontsize=7)
         ax.set_title(textwrap.fill(title, 30), fontsize=8)
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8)
+    _suptitle(fig, suptitle)
     return fig
 
 
@@ -178,36 +257,76 @@ def image_text_grid(rows, width=22, cell=1.3, suptitle=None, fontsize=6):
 # ---------------------------------------------------------------- learning curves
 
 
-def learning_curves_figure(curves, names=("cross_coherence", "joint_coherence"), chance=None, breaks=None):
-    """One panel per metric, one colour per model, one line per seed: `curves` maps a model label
-    to a list of report.learning_curve dicts (one per seed). `chance` maps a metric to a
-    dashed reference line. `breaks` maps a step to a label: a dotted line there, and the curves
-    are not joined across it (e.g. where runs were warm-started and scored by other judges)."""
+SEED_STYLES = ("-", "--", ":", "-.")  # line style of seed index j: SEED_STYLES[j % 4]
+
+
+def learning_curves_figure(curves, names=("cross_coherence", "joint_coherence"), chance=None, breaks=None,
+                           title=None):
+    """One panel per metric, one colour per model, one line style per seed: `curves` maps a model
+    label to a list of report.learning_curve dicts (one per seed; "seed j" in the legend is the
+    j-th of that list). `chance` maps a metric to a grey reference line. `breaks` maps a step to a
+    label: a dotted line there, and the curves are not joined across it (e.g. where runs were
+    warm-started and scored by other judges). Each panel's y axis runs from 0 to a little above
+    its data; one legend below the panels; `title` above them."""
     cuts = sorted(breaks or {})
-    fig, axes = plt.subplots(1, len(names), figsize=(5.2 * len(names), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(names), figsize=(5.2 * len(names), 4.2), squeeze=False, layout="constrained")
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    n_seeds = max((len(runs) for runs in curves.values()), default=0)
+    drew_chance = False
     for ax, name in zip(axes[0], names):
-        for i, (label, runs) in enumerate(curves.items()):
+        peak = 0.0
+        for i, runs in enumerate(curves.values()):
             for j, run in enumerate(runs):
                 if name in run:
-                    steps, values = run[name]
-                    for k, (lo, hi) in enumerate(zip([-1, *cuts], [*cuts, float("inf")])):
-                        seg = [(s, v) for s, v in zip(steps, values) if lo < s <= hi]
-                        if seg:
-                            ax.plot(*zip(*seg), color=colours[i % len(colours)], lw=1.4, alpha=0.85,
-                                    label=label if j == 0 and k == 0 else None)
+                    peak = max([peak, *run[name][1]])
+                    _plot_segments(ax, *run[name], cuts, color=colours[i % len(colours)],
+                                   ls=SEED_STYLES[j % len(SEED_STYLES)], lw=1.4, alpha=0.85)
         for step in cuts:
             ax.axvline(step, color="black", ls=":", lw=0.8)
-            ax.text(step, 0.98, f" {breaks[step]}", fontsize=6, va="top", rotation=90)
+            # at the top of the panel whatever its y range
+            ax.text(step, 0.98, f" {breaks[step]}", fontsize=6, va="top", rotation=90, transform=ax.get_xaxis_transform())
         if chance and name in chance:
-            ax.axhline(chance[name], color="grey", ls="--", lw=0.8, label="chance")
+            ax.axhline(chance[name], **CHANCE_STYLE)
+            peak = max(peak, chance[name])
+            drew_chance = True
         ax.set_xlabel("training step")
         ax.set_ylabel(name.replace("_", " "))
-        ax.set_ylim(0, 1)
+        ax.xaxis.set_major_formatter(lambda v, _: f"{v:,.0f}")  # 3,000 rather than 3000 or 1e4
+        ax.set_ylim(0, _y_top(peak))
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
+    handles = _curve_legend_handles(list(curves), colours, n_seeds, drew_chance)
+    if handles:
+        fig.legend(handles=handles, loc="outside lower center", fontsize=7, frameon=False,
+                   ncol=min(len(handles), max(1, int(fig.get_figwidth() // 2.2))))
+    _suptitle(fig, title)
     return fig
+
+
+# thick and pale, so it is told apart from every seed's line style
+CHANCE_STYLE = dict(color="grey", lw=3, alpha=0.35)
+
+
+def _plot_segments(ax, steps, values, cuts, **style):
+    # one line between consecutive breaks: a curve is not joined across a break
+    for lo, hi in zip([-1, *cuts], [*cuts, float("inf")]):
+        seg = [(s, v) for s, v in zip(steps, values) if lo < s <= hi]
+        if seg:
+            ax.plot(*zip(*seg), **style)
+
+
+def _y_top(peak):
+    """Upper y limit for a panel whose largest value (data or chance) is `peak`: a little above
+    it, at most 1; 1 for an empty panel."""
+    return min(1.0, peak * 1.12) if peak > 0 else 1.0
+
+
+def _curve_legend_handles(labels, colours, n_seeds, chance):
+    handles = [Line2D([], [], color=colours[i % len(colours)], lw=1.8, label=label) for i, label in enumerate(labels)]
+    handles += [Line2D([], [], color="black", lw=1.2, ls=SEED_STYLES[j % len(SEED_STYLES)], label=f"seed {j}")
+                for j in range(n_seeds)]
+    if chance:
+        handles.append(Line2D([], [], **CHANCE_STYLE, label="chance"))
+    return handles
 
 
 # ---------------------------------------------------------------- the EBM prior over the posteriors

@@ -117,6 +117,33 @@ def without_missing(configs, profile, seeds, runs_dir, weights_dir, required=())
     return kept
 
 
+def plan_seeds(experiments, profile, seeds, train_models, runs_dir, weights_dir, required=()):
+    """What 02_models runs: (configs, {config: [seeds]}). `seeds`: a list for every config, a dict, or
+    None: with `train_models` seed 0, else every seed WEIGHTS_DIR ships per config (0 where none).
+    Without `train_models`, a config neither shipped nor started is left out (without_missing), unless
+    `required`."""
+    if seeds is None:
+        seeds = [0] if train_models else {n: shipped_seeds(weights_dir, n, profile) or [0] for n in experiments}
+    seeds = dict(seeds) if isinstance(seeds, dict) else {n: list(seeds) for n in experiments}
+    configs = list(experiments) if train_models else without_missing(experiments, profile, seeds, runs_dir,
+                                                                     weights_dir, required)
+    return configs, {n: seeds[n] for n in configs}
+
+
+def ensure_other_profiles(configs, profile, others, runs_dir, weights_dir, overrides=()):
+    """The shipped runs of each profile in `others` but `profile` (never trained: the rows that sit
+    beside this profile's in the tables), each listed in RUNS_DIR/index_file(other).
+    Returns {other: {(config, seed): (model, folder, "shipped")}} for the profiles that ship any."""
+    out = {}
+    for other in others:
+        seeds = {n: shipped_seeds(weights_dir, n, other) for n in configs}
+        seeds = {n: ks for n, ks in seeds.items() if ks}
+        if other != profile and seeds:
+            out[other] = ensure_seeded_runs(list(seeds), other, seeds, runs_dir, weights_dir, overrides,
+                                            index=index_file(other))
+    return out
+
+
 def step_seconds(cfg, n_steps=2):
     """Median wall time of one training step of `cfg` on its device, after one warm-up step,
     measured on a batch of its training data with a throwaway model and optimizers."""

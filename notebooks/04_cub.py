@@ -131,6 +131,7 @@ config_overrides = [f"data.root={root}", f"data.cache_dir={cache_dir}", f"train.
                     f"train.device={device}", *overrides]
 if train_models:
     training_plan(experiments, profile, [seed], config_overrides)
+shown_profile = profile  # the profile whose runs this notebook shows
 try:
     models, run_dirs, sources = ensure_experiments(experiments, profile, runs_dir, config_overrides,
                                                    None if train_models else weights_dir)
@@ -138,8 +139,8 @@ except MissingWeights as missing:  # e.g. the gpu profile, which ships PolyMNIST
     if profile == "cpu":
         raise
     print(f"{missing}\n-> this notebook shows the cpu profile's shipped CUB runs instead")
-    profile = "cpu"
-    models, run_dirs, sources = ensure_experiments(experiments, profile, runs_dir, config_overrides, weights_dir)
+    shown_profile = "cpu"
+    models, run_dirs, sources = ensure_experiments(experiments, shown_profile, runs_dir, config_overrides, weights_dir)
 gauss, ebm = (models[name] for name in experiments)
 for name, model in models.items():  # shipped weights decode words by their index in the vocabulary they trained on
     if model.cfg.vocab_size != len(vocab):
@@ -168,13 +169,13 @@ columns = {f"EBM, step {k}" + (" (z ~ p0)" if k == 0 else " (z ~ p_alpha)" if k 
 columns["Gaussian prior, z ~ p0"] = baseline
 trained_on = f"train images present: {coverage['train']}" if coverage else "captions only, no images"
 fig = plots.text_table(columns, row_labels=[f"chain {i}" for i in range(n_chains)],
-                       suptitle=f"CUB captions along the Langevin chain (profile {profile}; {trained_on})")
+                       suptitle=f"CUB captions along the Langevin chain (profile {shown_profile}; {trained_on})")
 Path(figures_dir).mkdir(parents=True, exist_ok=True)
 plots.save(fig, f"{figures_dir}/cub_caption_chain.png")
 rows = ["| chain | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
 rows += [f"| {i} | " + " | ".join(c[i] for c in columns.values()) + " |" for i in range(n_chains)]
 (Path(figures_dir) / "cub_caption_chain.md").write_text(
-    f"CUB captions along the Langevin chain, profile `{profile}`, models {', '.join(experiments)} "
+    f"CUB captions along the Langevin chain, profile `{shown_profile}`, models {', '.join(experiments)} "
     f"({trained_on}).\n\n"
     + "\n".join(rows) + "\n")
 
@@ -264,13 +265,13 @@ if pairs is not None:
     for name, model in models.items():
         torch.manual_seed(seed)
         rows.append((f"{label[name]}:\ncaption", to_text(model.cross_generate(x, 0)[1], vocab)))
-    fig = plots.image_text_grid(rows, suptitle=f"CUB: image -> caption, profile {profile}\n({trained_on})")
+    fig = plots.image_text_grid(rows, suptitle=f"CUB: image -> caption, profile {shown_profile}\n({trained_on})")
     plots.save(fig, f"{figures_dir}/cub_image_to_caption.png")
     rows = [("caption", vocab.decode(caption)), ("its image", image)]
     for name, model in models.items():
         torch.manual_seed(seed)
         rows.append((f"{label[name]}:\nimage", model.cross_generate(x, 1)[0]))
-    fig = plots.image_text_grid(rows, suptitle=f"CUB: caption -> image, profile {profile}\n({trained_on})")
+    fig = plots.image_text_grid(rows, suptitle=f"CUB: caption -> image, profile {shown_profile}\n({trained_on})")
     plots.save(fig, f"{figures_dir}/cub_caption_to_image.png")
 else:
     print("no CUB images: image <-> caption generation skipped (see the README for where to get them)")
@@ -328,5 +329,5 @@ lines = [f"- **{key}**: the EBM model's captions at its last step score {measure
          for key in ("bigram", "distinct-2", "repeated")]
 lines.append("- **Reconstruction** (the caption networks themselves): "
              + ", ".join(f"{name} {acc:.0%} of the words right" for name, acc in recon.items())
-             + f", after the `{profile}` profile's training; the claim can only be as clear as the captions are.")
+             + f", after the `{shown_profile}` profile's training; the claim can only be as clear as the captions are.")
 display(Markdown("\n".join(lines)))

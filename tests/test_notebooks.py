@@ -40,7 +40,7 @@ def tiny_runs(polymnist_dir, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("runs")
     # untrained judges: these tests run the notebooks' code paths; test_classifiers trains judges
-    for name, n_classes in (("classifiers", 10), ("classifiers_protocol", 11)):
+    for name, n_classes in (("classifiers", 10), ("judges", 11), ("judges_check", 11), ("classifiers_protocol", 11)):
         judges = Classifiers(5, "convbn", n_classes)
         judges.test_accuracy = [0.1] * 5
         judges.save(root / name)
@@ -49,7 +49,8 @@ def tiny_runs(polymnist_dir, tmp_path_factory):
                                                               *TINY_MODEL])
     runs |= ensure_refitted_runs(runs, root, RefitConfig(**TINY_REFIT), "cpu")
     for _, run, _ in runs.values():
-        ensure_evaluated(run, root / "classifiers", n_joint=100, device="cpu", judges=[root / "classifiers_protocol"])
+        ensure_evaluated(run, root / "judges", n_joint=100, device="cpu",
+                         judges=[root / "judges_check", root / "classifiers_protocol"])
     return root
 
 
@@ -65,7 +66,8 @@ def tiny_parameters(name, data_root, tmp, request):
             return dict(common, runs_dir=str(runs), polymnist_dir=str(polymnist_dir), n_show=4, chain_show=[0, 2, 5],
                         n_untrained=50)
         return dict(tiny_run, runs_dir=str(runs), classifiers_dir=str(runs / "classifiers"), experiments=TINY_EXPERIMENTS,
-                    protocol_judges_dir=str(runs / "classifiers_protocol"), refit_steps=TINY_REFIT["steps"],
+                    protocol_judges_dir=str(runs / "classifiers_protocol"), judges_dir=str(runs / "judges"),
+                    check_judges_dir=str(runs / "judges_check"), refit_steps=TINY_REFIT["steps"],
                     refit_n_train=TINY_REFIT["n_train"], polymnist_dir=str(polymnist_dir),
                     weights_dir=str(tmp / "no_weights"))
     return {
@@ -108,3 +110,29 @@ def test_notebook(name, data_root, tmp_path, request):
          "--nbval-sanitize-with", str(REPO / "tests" / "nbval_sanitize.cfg"), str(executed)],
         cwd=tmp_path, capture_output=True, text=True)
     assert check.returncode == 0, f"nbval found differing outputs:\n{check.stdout[-4000:]}\n{check.stderr[-2000:]}"
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in NOTEBOOKS.glob("*.py")))
+def test_cells_are_short_and_parameters_stay_put(name):
+    """A reader follows each notebook a screen at a time: no code cell over 40 lines. And a
+    parameter papermill sets is never assigned again after the parameters cell, so what the run
+    was given is what it used."""
+    import ast
+
+    nb = jupytext.read(NOTEBOOKS / f"{name}.py")
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    long = [(i, len(c.source.splitlines())) for i, c in enumerate(code) if len(c.source.splitlines()) > 40]
+    assert not long, f"{name}: code cells (index, lines) over 40 lines: {long}"
+    params = next(c for c in code if "parameters" in c.metadata.get("tags", []))
+    names = {t.id for node in ast.parse(params.source).body if isinstance(node, ast.Assign) for t in node.targets
+             if isinstance(t, ast.Name)}
+    after = code[code.index(params) + 1:]
+    assigned = {t.id for c in after for node in ast.walk(ast.parse(jupytext_python(c.source)))
+                if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign))
+                for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)}
+    assert not names & assigned, f"{name}: parameters assigned again after the parameters cell: {names & assigned}"
+
+
+def jupytext_python(source):
+    """A code cell's source without IPython magics (% and ! lines), which ast cannot parse."""
+    return "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
