@@ -258,7 +258,9 @@ if refit_steps:
 # prior), decode all five modalities, count the samples whose five predicted digits agree. For
 # every model we also draw $z$ from the aggregate posterior (what a perfect prior would
 # generate), and for the EBM models $z \sim p_0$, the untilted base: the difference is what the
-# tilting $\exp[-f_\alpha(z)]$ does. Both judge sets score the same generations.
+# tilting $\exp[-f_\alpha(z)]$ does. The three judge sets score the same generations. An
+# evaluation shipped beside the weights is reused where the weights and every judge set are the
+# same (sha256), so a fresh clone recomputes only what it must (`reevaluate` redoes them all).
 
 # %% tags=["nbval-ignore-output"]
 judge_dirs = [check_judges_dir, protocol_judges_dir]  # beside the main judges, judges_dir
