@@ -263,20 +263,22 @@ SEED_STYLES = ("-", "--", ":", "-.")  # line style of seed index j: SEED_STYLES[
 def learning_curves_figure(curves, names=("cross_coherence", "joint_coherence"), chance=None, breaks=None,
                            title=None):
     """One panel per metric, one colour per model, one line style per seed: `curves` maps a model
-    label to a list of report.learning_curve dicts (one per seed; "seed j" in the legend is the
-    j-th of that list). `chance` maps a metric to a grey reference line. `breaks` maps a step to a
+    label to {seed: report.learning_curve dict}, or to a list of them (then "seed j" in the legend
+    is the j-th). `chance` maps a metric to a grey reference line. `breaks` maps a step to a
     label: a dotted line there, and the curves are not joined across it (e.g. where runs were
     warm-started and scored by other judges). Each panel's y axis runs from 0 to a little above
     its data; one legend below the panels; `title` above them."""
     cuts = sorted(breaks or {})
     fig, axes = plt.subplots(1, len(names), figsize=(5.2 * len(names), 4.2), squeeze=False, layout="constrained")
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    n_seeds = max((len(runs) for runs in curves.values()), default=0)
+    # {seed: curve} per model, or a list (seed j: the j-th); a seed keeps its line style in every model
+    curves = {label: dict(runs) if isinstance(runs, dict) else dict(enumerate(runs)) for label, runs in curves.items()}
+    seeds = sorted({k for runs in curves.values() for k in runs})
     drew_chance = False
     for ax, name in zip(axes[0], names):
         peak = 0.0
         for i, runs in enumerate(curves.values()):
-            for j, run in enumerate(runs):
+            for j, run in runs.items():
                 if name in run:
                     peak = max([peak, *run[name][1]])
                     _plot_segments(ax, *run[name], cuts, color=colours[i % len(colours)],
@@ -294,7 +296,7 @@ def learning_curves_figure(curves, names=("cross_coherence", "joint_coherence"),
         ax.xaxis.set_major_formatter(lambda v, _: f"{v:,.0f}")  # 3,000 rather than 3000 or 1e4
         ax.set_ylim(0, _y_top(peak))
         ax.grid(alpha=0.3)
-    handles = _curve_legend_handles(list(curves), colours, n_seeds, drew_chance)
+    handles = _curve_legend_handles(list(curves), colours, seeds, drew_chance)
     if handles:
         fig.legend(handles=handles, loc="outside lower center", fontsize=7, frameon=False,
                    ncol=min(len(handles), max(1, int(fig.get_figwidth() // 2.2))))
@@ -320,10 +322,10 @@ def _y_top(peak):
     return min(1.0, peak * 1.12) if peak > 0 else 1.0
 
 
-def _curve_legend_handles(labels, colours, n_seeds, chance):
+def _curve_legend_handles(labels, colours, seeds, chance):
     handles = [Line2D([], [], color=colours[i % len(colours)], lw=1.8, label=label) for i, label in enumerate(labels)]
     handles += [Line2D([], [], color="black", lw=1.2, ls=SEED_STYLES[j % len(SEED_STYLES)], label=f"seed {j}")
-                for j in range(n_seeds)]
+                for j in seeds]
     if chance:
         handles.append(Line2D([], [], **CHANCE_STYLE, label="chance"))
     return handles

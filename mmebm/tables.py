@@ -4,7 +4,7 @@
     rows, per_run, summary = coherence_rows(groups)
     holes, hole_runs = hole_rows(groups)
     generalized = generalized_rows(rows, "cpu")
-    findings(rows, groups, "cpu")             # "What this shows", as Markdown bullets, computed from the numbers
+    findings(rows, groups)                    # "What this shows", as Markdown bullets, computed from the numbers
 
 Every number is read from the metrics 02_models wrote; nothing here evaluates a model.
 """
@@ -121,7 +121,9 @@ def trained_on(manifest):
 
 
 def epochs(m):
-    return m["step"] * m["config"]["train"]["batch_size"] / N_TRAIN
+    """Epochs a run trained: its steps times its batch over its training tuples (data.limit, if set)."""
+    n_train = min(m["config"].get("data", {}).get("limit") or N_TRAIN, N_TRAIN)
+    return m["step"] * m["config"]["train"]["batch_size"] / n_train
 
 
 def check_gaps(ms, main="judges", check="judges_check"):
@@ -133,7 +135,7 @@ def check_gaps(ms, main="judges", check="judges_check"):
 
 def fmt_gaps(gaps, limit=AGREE):
     """"m0 +0.08, m4 +0.11": the targets where the check differs by more than `limit`; "agrees" if none."""
-    out = [f"m{t} {g:+.2f}" for t, g in enumerate(gaps) if abs(g) > limit]
+    out = [f"m{t} {g:+.3f}" for t, g in enumerate(gaps) if abs(g) > limit]
     return ", ".join(out) if out else f"agrees (within {limit})"
 
 
@@ -162,7 +164,7 @@ def _model_row(group, prof, name, label, paper_joint, paper_cross):
            "weights": "/".join(sorted({group.sources[name, k][0] for k in group.seeds[name]})),
            "nets": nets(cfg["model"]),
            "steps": "/".join(map(str, steps)),
-           "epochs": "/".join(f"{s * cfg['train']['batch_size'] / N_TRAIN:.1f}" for s in steps),
+           "epochs": "/".join(sorted({f"{epochs(m):.1f}" for m in ms})),
            "batch": cfg["train"]["batch_size"],
            "train min per run": f"{statistics.fmean(minutes):.0f}",
            "refit min, this machine": "",
@@ -311,14 +313,16 @@ def pair_finding(group, prof, version, twin, ebm):
     a, b = ([group.metrics[n, k] for k in group.seeds[n]] for n in (twin, ebm))
     (ja, ca), (jb, cb) = ([statistics.fmean(judged(m, "judges")[i] for m in ms) for i in (0, 1)] for ms in (a, b))
     (la, ha), (lb, hb) = pooled_interval(a), pooled_interval(b)
-    apart = "apart" if lb > ha or la > hb else "overlapping"
+    # apart only where both hold: the binomial intervals (sampling) and every seed (training's spread)
+    sa, sb = ([judged(m, "judges")[0] for m in ms] for ms in (a, b))
+    apart = "apart" if (lb > ha and min(sb) > max(sa)) or (la > hb and min(sa) > max(sb)) else "not apart"
     ratio = f"{jb / ja:.1f}x" if ja > 0 else "undefined (the twin has none)"
     paper = PAPER[ebm][1] / PAPER[twin][1]
     share = statistics.fmean(epochs(m) for m in a + b) / PAPER_EPOCHS
     return (f"**{version.capitalize()}, profile `{prof}`** ({share:.1%} of the poster's {PAPER_EPOCHS} epochs): "
             f"the EBM prior's joint coherence is {jb:.3f} against its twin's {ja:.3f}, a ratio of {ratio} "
-            f"(poster: {paper:.1f}x); the 95 % intervals of the pooled seeds, [{lb:.3f}, {hb:.3f}] and "
-            f"[{la:.3f}, {ha:.3f}], are {apart}. Cross coherence moves by {cb - ca:+.3f} (poster: "
+            f"(poster: {paper:.1f}x); the binomial 95 % intervals of the pooled seeds, [{lb:.3f}, {hb:.3f}] and "
+            f"[{la:.3f}, {ha:.3f}], and the seeds themselves are {apart}. Cross coherence moves by {cb - ca:+.3f} (poster: "
             f"{PAPER[ebm][2] - PAPER[twin][2]:+.3f}), and stands at {cb / PAPER[ebm][2]:.0%} of the poster's.")
 
 
@@ -336,29 +340,34 @@ def findings(rows, groups):
             line = pair_finding(group, prof, version, twin, ebm)
             if line:
                 out.append(line)
-    disagree = [f"{r['model']} ({r['profile']}: {r['check judges']})" for r in rows.values()
+    own = {k: r for k, r in rows.items() if k[0] not in VARIANTS}  # a refit repeats its run's cross generations
+    disagree = [f"{r['model']} ({r['profile']}: {r['check judges']})" for r in own.values()
                 if not r["check judges"].startswith("agrees")]
     out.append(f"The check judges agree with the main ones within {AGREE} on every target of "
-               f"{len(rows) - len(disagree)} of {len(rows)} rows" + (f"; they differ on {'; '.join(disagree)}."
-                                                                     if disagree else "."))
+               f"{len(own) - len(disagree)} of {len(own)} rows" + (f"; they differ on {'; '.join(disagree)}."
+                                                                   if disagree else "."))
     for prof, group in groups.items():
         poster = [n for n in PAPER if n in group.seeds]
         if poster:
+            main, protocol = mean_cross(group, poster, "judges"), mean_cross(group, poster, "classifiers_protocol")
             out.append(f"Profile `{prof}`: the poster models' cross coherence ({len(poster)} of them) is "
-                       f"{mean_cross(group, poster, 'judges'):.2f} under the main judges and "
-                       f"{mean_cross(group, poster, 'classifiers_protocol'):.2f} under the paper's protocol judges, "
-                       "which read soft digits as 'no digit' (results/judges/).")
+                       f"{main:.2f} under the main judges and {protocol:.2f} under the paper's protocol judges"
+                       + (", which read soft digits as 'no digit' (results/judges/)." if protocol < main - AGREE
+                          else "."))
     return "\n".join(f"- {line}" for line in out)
 
 
-def generalized_findings(rows, profile):
-    """"What this shows" for the generalized table: the ranks of cross and joint coherence against the poster's."""
-    names = [n for n in GENERALIZED_TABLE if (n, profile) in rows]
+def generalized_findings(groups, profile):
+    """"What this shows" for the generalized table: the models' order by joint and by cross coherence
+    (main judges, unrounded means over the seeds) against the poster's order."""
+    group = groups[profile]
+    names = [n for n in GENERALIZED_TABLE if n in group.seeds]
     if len(names) < 2:
         return "- Too few of the table's models were run to rank them."
     lines = []
     for metric, i in (("joint", 0), ("cross", 1)):
-        ours = sorted(names, key=lambda n: -float(rows[n, profile][f"{metric} (ours)"].split()[0]))
+        mean = {n: statistics.fmean(judged(group.metrics[n, k], "judges")[i] for k in group.seeds[n]) for n in names}
+        ours = sorted(names, key=lambda n: -mean[n])
         paper = sorted(names, key=lambda n: -LABELS[n][1 + i])
         lines.append(f"By {metric} coherence ours rank {', '.join(LABELS[n][0] for n in ours)}; the poster's "
                      f"{', '.join(LABELS[n][0] for n in paper)}" + (" (the same order)." if ours == paper else "."))
@@ -369,9 +378,14 @@ def hole_findings(holes):
     """"What this shows" for the prior hole: each EBM model's share of the hole closed, main judges."""
     lines = []
     for r in holes:
-        if r["judges"] == "main" and r["joint, z~p0"]:
-            spread = r["hole closed: seeds' 95% range"]
-            lines.append(f"{r['model']} ({r['profile']}): the prior closes {r['hole closed']} of the hole between "
-                         f"z ~ p0 ({r['joint, z~p0']}) and the aggregate posterior ({r['joint, z~aggregate']})"
-                         + (f"; the seeds' 95 % intervals span {spread}" if spread else "") + ".")
+        if r["judges"] != "main" or not r["joint, z~p0"]:
+            continue
+        where = (f"between z ~ p0 ({r['joint, z~p0']}) and the aggregate posterior ({r['joint, z~aggregate']}); "
+                 f"the prior's samples score {r['joint, z~prior']}")
+        if r["hole closed"].startswith("no hole"):
+            lines.append(f"{r['model']} ({r['profile']}): {r['hole closed']}, no hole of 0.02 or more {where}.")
+            continue
+        spread = r["hole closed: seeds' 95% range"]
+        lines.append(f"{r['model']} ({r['profile']}): the prior closes {r['hole closed']} of the hole {where}"
+                     + (f"; the seeds' 95 % intervals span {spread}" if spread else "") + ".")
     return "\n".join(f"- {line}" for line in lines) or "- No EBM model was run."

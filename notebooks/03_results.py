@@ -155,7 +155,7 @@ table_generalized = tables.markdown(generalized)
     f"every model trained by mmebm's trainer on the same data and judged by the same judges: the main ones, "
     f"then the paper's protocol).\n\n{table_generalized}\n")
 display(Markdown(table_generalized))
-display(Markdown("**What this shows**\n\n" + tables.generalized_findings(rows, profile)))
+display(Markdown("**What this shows**\n\n" + tables.generalized_findings(groups, profile)))
 
 # %% [markdown]
 # ## Learning curves
@@ -170,10 +170,10 @@ display(Markdown("**What this shows**\n\n" + tables.generalized_findings(rows, p
 
 # %%
 TRAINED = [name for name in seeds if name not in tables.VARIANTS]  # a refitted run's curves are its source's
-curves = {label[name]: [learning_curve(runs[name, k]) for k in seeds[name]] for name in TRAINED}
+curves = {label[name]: {k: learning_curve(runs[name, k]) for k in seeds[name]} for name in TRAINED}
 at_step0 = {}
 for model_label, model_curves in curves.items():
-    for c in model_curves:
+    for c in model_curves.values():
         if "joint_coherence" in c:
             steps, values = c["joint_coherence"]
             at_step0.setdefault(model_label, []).extend(v for st, v in zip(steps, values) if st == 0)
@@ -182,7 +182,7 @@ for model_label, model_curves in curves.items():
 # curves are not joined across that step, since the probes after it may be scored by other judges
 sources = groups[profile].sources
 breaks = {h["steps"]: "warm start" for _, manifest in sources.values() if manifest for h in manifest.get("history", [])}
-if any(c for model_curves in curves.values() for c in model_curves):
+if any(c for model_curves in curves.values() for c in model_curves.values()):
     fig = plots.learning_curves_figure(curves, chance={"cross_coherence": 0.1}, breaks=breaks,
                                        title=f"profile {profile}: coherence probes while training, scored by the "
                                              "blur-robust judges (weights/classifiers)")

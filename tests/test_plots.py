@@ -151,3 +151,14 @@ def test_coherence_matrices_and_cross_figure_suptitles():
     fig = plots.cross_figure({"copy": Copy()}, x, src=2, suptitle="profile cpu")
     assert suptitle(fig) == "every modality generated from m2 alone; profile cpu"
     assert plots.cross_figure({"copy": Copy()}, x, src=2)._suptitle.get_text() == "every modality generated from m2 alone"
+
+
+def test_learning_curves_legend_names_the_real_seeds():
+    """Curves given as {seed: curve}: a model shipped with seeds 1 and 2 is labelled so, each seed one style."""
+    curve = {"cross_coherence": ([100, 200], [0.2, 0.4])}
+    fig = plots.learning_curves_figure({"A": {1: curve, 2: curve}, "B": {2: curve}})
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["A", "B", "seed 1", "seed 2"]
+    styles = {line.get_linestyle() for line in fig.axes[0].get_lines()}
+    assert styles == {plots.SEED_STYLES[1], plots.SEED_STYLES[2]}
+    plt.close(fig)

@@ -225,6 +225,10 @@ def check_shipped_evaluation(runs, d, tmp_path):
     ship(d, shipped)
     here = json.loads((d / "metrics.json").read_text())
     (d / "metrics.json").unlink()
+    moved = json.loads((shipped / SHIPPED_FILE).read_text())  # shipped from another machine's judge folders
+    for b in moved["judges"].values():
+        b["folder"] = "/elsewhere/" + b["folder"].rsplit("/", 1)[-1]
+    (shipped / SHIPPED_FILE).write_text(json.dumps(moved))
     lines = []
 
     def evaluate(**kw):
@@ -234,7 +238,7 @@ def check_shipped_evaluation(runs, d, tmp_path):
     m = evaluate()["polymnist_mmvaeplus_ebm", 0]
     assert m["evaluated"] == "shipped" and "shipped evaluation" in lines[-1]
     assert {k: v for k, v in m.items() if k not in ("run", "evaluated")} == {
-        k: v for k, v in here.items() if k not in ("run", "evaluated")}
+        k: v for k, v in here.items() if k not in ("run", "evaluated")}  # the judges' folders are this machine's
     assert "evaluated before" in (evaluate(), lines[-1])[1]
     m = evaluate(reevaluate=True)["polymnist_mmvaeplus_ebm", 0]  # asked to: evaluated here, same numbers
     assert m["evaluated"] == "here" and "evaluated here" in lines[-1] and m["judges"] == here["judges"]
