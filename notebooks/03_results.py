@@ -36,7 +36,7 @@
 # - `langevin_chain_*.png`, `energy_landscape_*.png`: the EBM prior's chains and its energy over
 #   the posterior clusters.
 #
-# **Time**: about two minutes on the 2-core CPU machine.
+# **Time**: 80 s on the 2-core CPU machine beside three background jobs (2026-12-07).
 
 # %% tags=["parameters"]
 profile = "cpu"  # cpu | gpu | paper
