@@ -389,3 +389,33 @@ def hole_findings(holes):
         lines.append(f"{r['model']} ({r['profile']}): the prior closes {r['hole closed']} of the hole {where}"
                      + (f"; the seeds' 95 % intervals span {spread}" if spread else "") + ".")
     return "\n".join(f"- {line}" for line in lines) or "- No EBM model was run."
+
+
+def conclusion(groups, holes, profile):
+    """The notebook's closing "What this shows": per comparison of `profile`, the EBM prior against its
+    twin and the poster; the hole closed; and how far the budget is from the poster's, with the
+    longest-trained shipped run of each poster model beside it."""
+    group, lines = groups[profile], []
+    for version, (twin, ebm) in PAIRS.items():
+        if twin in group.seeds and ebm in group.seeds:
+            (ja, ca), (jb, cb) = ([statistics.fmean(judged(group.metrics[n, k], "judges")[i] for k in group.seeds[n])
+                                   for i in (0, 1)] for n in (twin, ebm))
+            hole = next((r["hole closed"] for r in holes if r["judges"] == "main" and r["profile"] == profile
+                         and r["model"] == LABELS[ebm][0]), "")
+            lines.append(f"{version.capitalize()} version: the EBM prior's joint coherence is "
+                         + (f"{jb / ja:.1f}x its twin's" if ja > 0 else "above its twin's zero")
+                         + f" (poster: {PAPER[ebm][1] / PAPER[twin][1]:.1f}x) at a cross coherence {cb - ca:+.3f} "
+                         f"from it; it closes {hole} of the prior hole. In absolute terms, {jb:.3f} against the "
+                         f"poster's {PAPER[ebm][1]:.3f}.")
+    share = statistics.fmean(epochs(m) for m in group.metrics.values()) / PAPER_EPOCHS
+    lines.append(f"These runs trained {share:.1%} of the poster's {PAPER_EPOCHS} epochs.")
+    for name in PAPER:
+        longest = max(((epochs(g.metrics[name, k]), p, k) for p, g in groups.items() for k in g.seeds.get(name, [])),
+                      default=None)
+        if longest and longest[1] != profile:
+            ep, p, k = longest
+            m = groups[p].metrics[name, k]
+            lines.append(f"{LABELS[name][0]} trained {ep:.0f} epochs (profile `{p}`, seed {k}): cross coherence "
+                         f"{judged(m, 'judges')[1]:.3f} (poster {PAPER[name][2]:.3f}), joint {judged(m, 'judges')[0]:.3f} "
+                         f"(poster {PAPER[name][1]:.3f}).")
+    return "\n".join(f"- {line}" for line in lines)

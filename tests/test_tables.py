@@ -156,3 +156,14 @@ def test_apart_needs_the_seeds_apart_too(runs_dir):
     twin, ebm = ([g.metrics[n, k] for k in g.seeds[n]] for n in tables.PAIRS["base"])
     assert tables.pooled_interval(twin)[1] < tables.pooled_interval(ebm)[0]  # pooled 0.110 and 0.155: apart
     assert "not apart" in tables.pair_finding(g, "cpu", "base", *tables.PAIRS["base"])
+
+
+def test_conclusion_names_ratio_budget_and_the_longest_run(runs_dir):
+    groups = tables.load_profiles(runs_dir, "cpu")
+    holes, _ = tables.hole_rows(groups)
+    text = tables.conclusion(groups, holes, "cpu")
+    assert "Base version: the EBM prior's joint coherence is 2.8x its twin's (poster: 3.2x)" in text
+    assert "it closes 0.25 ± 0.02 of the prior hole" in text
+    assert "These runs trained 1.3% of the poster's 250 epochs." in text
+    # the gpu run trained 9,370 steps of 64: 10 epochs, the longest MMVAE
+    assert "MMVAE trained 10 epochs (profile `gpu`, seed 0): cross coherence 0.750" in text
