@@ -163,12 +163,12 @@ ensure_polymnist(polymnist_dir, root / "mnist", root / "polymnist" / "background
 backgrounds = ["--backgrounds", str(root / "polymnist" / "backgrounds")]
 shifted = [*backgrounds, "--mnist", str(root / "mnist" / "raw")]
 judge_sets = {}
-for name, folder, options in [("main", judges_dir, [*MAIN_JUDGES, *shifted]),
-                              ("check", check_judges_dir, [*CHECK_JUDGES, *shifted]),
-                              ("protocol", protocol_judges_dir, [*PROTOCOL_JUDGES, *backgrounds]),
-                              ("blur-robust (training probes)", classifiers_dir, [])]:
+for set_name, folder, options in [("main", judges_dir, [*MAIN_JUDGES, *shifted]),
+                                  ("check", check_judges_dir, [*CHECK_JUDGES, *shifted]),
+                                  ("protocol", protocol_judges_dir, [*PROTOCOL_JUDGES, *backgrounds]),
+                                  ("blur-robust (training probes)", classifiers_dir, [])]:
     ship_from = None if train_models else f"{weights_dir}/{Path(folder).name}"
-    judge_sets[name] = ensure_classifiers(polymnist_dir, folder, classifier_epochs, classifier_limit, ship_from, options)
+    judge_sets[set_name] = ensure_classifiers(polymnist_dir, folder, classifier_epochs, classifier_limit, ship_from, options)
 
 # %% [markdown]
 # The coherence metrics classify generated digits with one classifier per modality: a judge set.
@@ -194,8 +194,8 @@ for name, folder, options in [("main", judges_dir, [*MAIN_JUDGES, *shifted]),
 # are trained here.
 
 # %%
-for name, judges in judge_sets.items():
-    print(f"{name} judges, test accuracy per modality:", [round(a, 4) for a in judges.test_accuracy])
+for set_name, judges in judge_sets.items():
+    print(f"{set_name} judges, test accuracy per modality:", [round(a, 4) for a in judges.test_accuracy])
     if judges.no_digit_accuracy:
         print("  'no digit' on background crops:", [round(a, 4) for a in judges.no_digit_accuracy])
 

@@ -195,10 +195,10 @@ judge_sets = {tables.JUDGES[j]: Classifiers.load(b["folder"]) for j, b in metric
 untrained = []
 for name in TRAINED:
     torch.manual_seed(0)
-    x = build_model(from_dict(metrics[name, seeds[name][0]]["config"]).model).eval().sample(n_untrained)
+    samples = build_model(from_dict(metrics[name, seeds[name][0]]["config"]).model).eval().sample(n_untrained)
     untrained.append({"model": label[name],
                       "joint at step 0, in the curves": fmt_mean_sd(at_step0.get(label[name], [float("nan")])),
-                      **{f"untrained, {jl} judges": f"{joint_coherence(x, c):.3f}" for jl, c in judge_sets.items()}})
+                      **{f"untrained, {jl} judges": f"{joint_coherence(samples, j):.3f}" for jl, j in judge_sets.items()}})
 table_untrained = tables.markdown(untrained)
 (figures / "table_untrained.md").write_text(
     f"Joint coherence at step 0: the learning curves' first probe (blur-robust judges, mean ± sd over the seeds), "
@@ -243,7 +243,7 @@ matrices = {label[name]: torch.tensor([metrics[name, k]["cross_coherence_matrix"
             for name in TRAINED}
 fig = plots.coherence_matrices(matrices, suptitle=f"profile {profile}, mean over seeds; judges: main (weights/judges)")
 plots.save(fig, figures / "cross_coherence_matrix.png")
-src = best_source(m.tolist() for m in matrices.values())  # the figures below generate from it
+src = best_source(mat.tolist() for mat in matrices.values())  # the figures below generate from it
 at_chance = {name: [s for s, row in enumerate(mat.tolist())
                     if sum(v for t, v in enumerate(row) if t != s) / (len(row) - 1) < 0.15]
              for name, mat in matrices.items()}
@@ -301,10 +301,10 @@ for version, (_, name) in tables.PAIRS.items():
     model = models[name]
     torch.manual_seed(seed)
     chain = model.prior.sample(4, return_chain=True)  # [K + 1, 4, dim z]
-    steps = sorted({min(k, len(chain) - 1) for k in chain_show})
+    chain_steps = sorted({min(k, len(chain) - 1) for k in chain_show})
     w = model.p0_w.sample((4, 5)) if model.w_dim else None
-    decoded = torch.stack([model.decode_z(chain[k], w) for k in steps], 1)  # [4 chains, steps, M, 3, H, W]
-    fig = plots.chain_figure(decoded, steps, suptitle=f"{label[name]}: z_0 ~ p0 to z_K ~ p_alpha; profile "
+    decoded = torch.stack([model.decode_z(chain[k], w) for k in chain_steps], 1)  # [4 chains, steps, M, 3, H, W]
+    fig = plots.chain_figure(decoded, chain_steps, suptitle=f"{label[name]}: z_0 ~ p0 to z_K ~ p_alpha; profile "
                                                       f"{profile}, {budget(name)}")
     plots.save(fig, figures / f"langevin_chain_{version}.png")
 
