@@ -166,4 +166,4 @@ def test_conclusion_names_ratio_budget_and_the_longest_run(runs_dir):
     assert "it closes 0.25 ± 0.02 of the prior hole" in text
     assert "These runs trained 1.3% of the poster's 250 epochs." in text
     # the gpu run trained 9,370 steps of 64: 10 epochs, the longest MMVAE
-    assert "MMVAE trained 10 epochs (profile `gpu`, seed 0): cross coherence 0.750" in text
+    assert "MMVAE trained 10.0 epochs (profile `gpu`, seed 0): cross coherence 0.750" in text
