@@ -64,7 +64,7 @@ def tiny_parameters(name, data_root, tmp, request):
         runs, polymnist_dir = request.getfixturevalue("tiny_runs"), request.getfixturevalue("polymnist_dir")
         if name == "03_results":
             return dict(common, runs_dir=str(runs), polymnist_dir=str(polymnist_dir), n_show=4, chain_show=[0, 2, 5],
-                        n_untrained=50)
+                        n_untrained=50, per_digit=2)
         return dict(tiny_run, runs_dir=str(runs), classifiers_dir=str(runs / "classifiers"), experiments=TINY_EXPERIMENTS,
                     protocol_judges_dir=str(runs / "classifiers_protocol"), judges_dir=str(runs / "judges"),
                     check_judges_dir=str(runs / "judges_check"), refit_steps=TINY_REFIT["steps"],

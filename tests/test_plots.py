@@ -162,3 +162,13 @@ def test_learning_curves_legend_names_the_real_seeds():
     styles = {line.get_linestyle() for line in fig.axes[0].get_lines()}
     assert styles == {plots.SEED_STYLES[1], plots.SEED_STYLES[2]}
     plt.close(fig)
+
+
+def test_judged_grid_writes_every_answer_in_its_colour():
+    """Row digit 3: an answer 3 is green, 5 red, no digit a grey "-"; one text per image and judge set."""
+    answers = {"main": torch.tensor([[3, 5]]), "check": torch.tensor([[10, 3]])}
+    fig = plots.judged_grid(torch.rand(1, 2, 3, 28, 28), answers, ["3"], title="t")
+    texts = [(t.get_text(), t.get_color()) for t in fig.axes[0].texts]
+    assert sorted(texts) == sorted([("3", "green"), ("5", "red"), ("-", "grey"), ("3", "green")])
+    assert "under each image: main, check" in fig._suptitle.get_text()
+    plt.close(fig)
