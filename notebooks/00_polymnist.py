@@ -25,7 +25,7 @@
 # recipe, shows a grid of tuples, and checks the invariants of the recipe on what it built.
 #
 # **Writes** `data/polymnist/` and `figures/polymnist_tuples.png`, `figures/polymnist_provenance.png`.
-# **Took** 27 s on this project's 2-core CPU machine, fresh clone, 2026-12-03 (`results/timings.md`).
+# **Took** 26 s on this project's 2-core CPU machine, fresh clone, 2026-12-07 (`results/timings.md`).
 
 # %% tags=["parameters"]
 data_root = None  # raw data (mnist/, polymnist/backgrounds/); None: $MMEBM_DATA

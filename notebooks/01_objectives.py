@@ -28,7 +28,7 @@
 # latent, $\beta$ the generator parameters, $\alpha$ the EBM parameters, $\phi$ the encoders.
 #
 # **Writes** `figures/objectives_toy_prior.png`, `figures/objectives_energy.png` and
-# `figures/objectives_toy_mmvae.png`. **Took** 138 s on this project's 2-core CPU machine, fresh clone, 2026-12-03 (`results/timings.md`).
+# `figures/objectives_toy_mmvae.png`. **Took** 104 s on this project's 2-core CPU machine, fresh clone, 2026-12-07 (`results/timings.md`).
 
 # %% tags=["parameters"]
 figures_dir = "../figures"

@@ -110,11 +110,10 @@
 #
 # **Writes** `runs/`: every run installed (or trained), refitted and evaluated (`metrics.json`),
 # and the run lists that `03_results` reads; it shows a first joint figure and saves none
-# (`03_results` draws the figures). **Time**: with the shipped weights and their shipped
-# evaluations, 3 minutes of the 2-core CPU machine beside three background jobs (2026-12-07,
-# profiles cpu and long), most of it the six refits (25-29 s each); an evaluation it cannot reuse
-# costs 3-4 minutes alone, 8-12 beside such jobs (`results/eval_speed/`). One line per run says
-# which it reused and how long the rest will take.
+# (`03_results` draws the figures). **Took** 188 s on the 2-core CPU machine, fresh clone,
+# 2026-12-07 (`results/timings.md`), with the shipped weights and their shipped evaluations; most
+# of it the six refits (25-29 s each). An evaluation it cannot reuse costs 3-4 minutes alone
+# (`results/eval_speed/`). One line per run says which it reused and how long the rest will take.
 
 # %% tags=["parameters"]
 profile = "cpu"  # cpu | gpu | paper

@@ -36,7 +36,7 @@
 # - `langevin_chain_*.png`, `energy_landscape_*.png`: the EBM prior's chains and its energy over
 #   the posterior clusters.
 #
-# **Time**: 80 s on the 2-core CPU machine beside three background jobs (2026-12-07).
+# **Took** 78 s on the 2-core CPU machine, fresh clone, 2026-12-07 (`results/timings.md`).
 
 # %% tags=["parameters"]
 profile = "cpu"  # cpu | gpu | paper

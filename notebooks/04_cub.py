@@ -17,7 +17,7 @@
 #
 # **Writes** `runs/cub_*` (the two models, shipped or trained), `figures/cub_caption_chain.png`
 # and `.md` (with the yardsticks and colour coherence), `figures/cub_image_to_caption.png` and
-# `figures/cub_caption_to_image.png`. **Took** 177 s on this project's 2-core CPU machine, fresh clone, 2026-12-03 (`results/timings.md`).
+# `figures/cub_caption_to_image.png`. **Took** 197 s on this project's 2-core CPU machine, fresh clone, 2026-12-07 (`results/timings.md`).
 #
 # The poster's second figure generates bird captions along a Markov chain: short-run Langevin
 # dynamics starts at $z_0 \sim p_0$ (a Gaussian) and runs toward the learned prior
