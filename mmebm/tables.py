@@ -79,7 +79,8 @@ def _group(entries, required):
 
 def load_profiles(runs_dir, profile):
     """{profile: Group} from the run lists 02_models writes: `profile`'s own (every poster model must be
-    there), then each other profile it evaluated (compare_profiles), in alphabetical order."""
+    there) and each other profile it evaluated (compare_profiles). In the tables' order: the `long`
+    profile first (the longest-trained runs), then `profile`, then the others alphabetically."""
     path = Path(runs_dir) / INDEX_FILE
     index = json.loads(path.read_text()) if path.is_file() else {"profile": None, "runs": []}
     if index["profile"] != profile:
@@ -93,7 +94,7 @@ def load_profiles(runs_dir, profile):
         listed = json.loads(other.read_text())
         if listed["profile"] != profile:
             groups[listed["profile"]] = _group(listed["runs"], required=False)
-    return groups
+    return {p: groups[p] for p in sorted(groups, key=lambda p: (p != "long", p != profile, p))}
 
 
 def judged(m, judges, src="prior"):

@@ -167,3 +167,13 @@ def test_conclusion_names_ratio_budget_and_the_longest_run(runs_dir):
     assert "These runs trained 1.3% of the poster's 250 epochs." in text
     # the gpu run trained 9,370 steps of 64: 10 epochs, the longest MMVAE
     assert "MMVAE trained 10.0 epochs (profile `gpu`, seed 0): cross coherence 0.750" in text
+
+
+def test_the_long_profile_comes_first(runs_dir):
+    """The longest-trained runs head the tables (issue #36), then this profile's, then the others'."""
+    long = [write_run(runs_dir / "long", "polymnist_mmvae", "long", 0, 0.08, 0.88, step=18740)]
+    (runs_dir / index_file("long")).write_text(json.dumps({"profile": "long", "runs": long}))
+    groups = tables.load_profiles(runs_dir, "cpu")
+    assert list(groups) == ["long", "cpu", "gpu"]
+    rows, _, _ = tables.coherence_rows(groups)
+    assert list(rows)[0] == ("polymnist_mmvae", "long") and list(rows)[1] == ("polymnist_mmvae", "cpu")
