@@ -65,7 +65,7 @@ def joint_column(pred):
             "modality0_answers": torch.bincount(pred[:, 0], minlength=11).tolist()}
 
 
-def evaluate(run_dir, classifiers_dir="runs/classifiers", n_joint=10_000, device="auto", seed=0,
+def evaluate(run_dir, classifiers_dir="runs/judges", n_joint=10_000, device="auto", seed=0,
              progress=True, judges=()):
     """Coherence of the model in `run_dir` scored by the classifiers in `classifiers_dir` and in each
     folder of `judges`; returns the metrics dict and writes metrics.json."""
@@ -91,7 +91,7 @@ def evaluate(run_dir, classifiers_dir="runs/classifiers", n_joint=10_000, device
     sources["aggregate"] = lambda n: model.decode_z(aggregate_posterior_sample(model, train, n))
     preds = {src: sample_predictions(draw, sets, n_joint, progress=progress, desc=f"joint coherence, z ~ {src}")
              for src, draw in sources.items()}
-    blocks = {name: {"folder": str(folder), "sha256": fingerprint(folder), "classifier_accuracy": sets[name].test_accuracy,
+    blocks = {name: {"folder": str(folder.resolve()), "sha256": fingerprint(folder), "classifier_accuracy": sets[name].test_accuracy,
                      "n_classes": sets[name].n_classes,
                      "cross_coherence": cross[name].mean,
                      "cross_coherence_per_target": cross[name].per_target.tolist(),
@@ -181,7 +181,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m mmebm.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir")
-    p.add_argument("--classifiers", default="runs/classifiers", help="trained by python -m mmebm.classifiers")
+    p.add_argument("--classifiers", default="runs/judges",
+                   help="the main judges (weights/judges, as 02_models installs them), trained by python -m mmebm.classifiers")
     p.add_argument("--judges", nargs="*", default=[],
                    help="more classifier folders scoring the same generations (e.g. the protocol's judges)")
     p.add_argument("--n-joint", type=int, default=10_000, help="prior samples for joint coherence")

@@ -297,7 +297,7 @@ def _evaluation(run_dir, classifiers_dir, n_joint, device, judges, shipped):
         if matches(metrics, *key):
             metrics |= {"run": str(run_dir), "evaluated": "shipped"}
             for folder in key[2]:  # the same judges (sha256), in this machine's folders, not the shipper's
-                metrics["judges"][Path(folder).name]["folder"] = str(folder)
+                metrics["judges"][Path(folder).name]["folder"] = str(Path(folder).resolve())
             write_json(path, metrics)
             return metrics, "shipped"
     return evaluate(run_dir, classifiers_dir, n_joint, device, progress=False, judges=judges), "here"

@@ -258,7 +258,7 @@ def hole_rows(groups):
                     "hole closed": (fmt_mean_sd((c[0] for c in defined), 2) if len(defined) == len(closed) else
                                     f"no hole ({len(closed) - len(defined)} of {len(closed)} seeds)") if has_p0 else "",
                     "hole closed: seeds' 95% range": f"{min(c[1] for c in defined):.2f} to {max(c[2] for c in defined):.2f}"
-                                                     if has_p0 and defined else "",
+                                                     if has_p0 and defined and len(defined) == len(closed) else "",
                     "commonest digit's share, z~p0 / prior / aggregate": " / ".join(
                         f"{statistics.fmean(shares[s]):.2f}" if shares[s] else "-" for s in SOURCES),
                     "seeds": len(ms)})

@@ -191,7 +191,8 @@ else:
     print("these runs were trained without coherence probes (train.eval_every=0): no learning curves")
 
 # %% tags=["nbval-ignore-output"]
-judge_sets = {tables.JUDGES[j]: Classifiers.load(b["folder"]) for j, b in metrics[next(iter(runs))]["judges"].items()}
+judged_by = metrics[next(iter(runs))]["judges"]  # each set's folder, as 02_models evaluated with it
+judge_sets = {label: Classifiers.load(judged_by[j]["folder"]) for j, label in tables.JUDGES.items()}
 untrained = []
 for name in TRAINED:
     torch.manual_seed(0)

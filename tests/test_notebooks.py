@@ -127,9 +127,9 @@ def test_cells_are_short_and_parameters_stay_put(name):
     names = {t.id for node in ast.parse(params.source).body if isinstance(node, ast.Assign) for t in node.targets
              if isinstance(t, ast.Name)}
     after = code[code.index(params) + 1:]
-    assigned = {t.id for c in after for node in ast.walk(ast.parse(jupytext_python(c.source)))
-                if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign))
-                for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)}
+    # every name bound at any depth: assignments, tuple targets, for and with targets, :=, augmented
+    assigned = {node.id for c in after for node in ast.walk(ast.parse(jupytext_python(c.source)))
+                if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
     assert not names & assigned, f"{name}: parameters assigned again after the parameters cell: {names & assigned}"
 
 
