@@ -64,7 +64,7 @@ from mmebm.models import build_model
 from mmebm.report import best_source, fmt_mean_sd, learning_curve, median_seed
 from mmebm.train import load_run
 
-groups = tables.load_profiles(runs_dir, profile)  # this profile's runs first, then the other profiles'
+groups = tables.load_profiles(runs_dir, profile)  # the long profile's runs, this profile's, then the others'
 runs, seeds, metrics = groups[profile].runs, groups[profile].seeds, groups[profile].metrics
 label = {name: tables.LABELS[name][0] for name in seeds}
 figures = Path(figures_dir)
@@ -79,9 +79,9 @@ print({prof: {name: ks for name, ks in g.seeds.items()} for prof, g in groups.it
 # `02_models`); "check judges" names the targets where the independent check reads the same
 # cross generations more than 0.05 otherwise; then the paper's protocol judges, which call soft
 # digits "no digit". Beside this profile's rows come the shipped runs of the other profiles
-# (`02_models`' `compare_profiles`), judged alike: the `long` profile's first, the longest-trained. The refitted EBM priors (`mmebm.refit`) have
-# rows of their own; "train min per run" is what the shipped manifests recorded, the refit's
-# minutes are this machine's.
+# (`02_models`' `compare_profiles`), judged alike; the `long` profile's, the longest-trained, come
+# first. The refitted EBM priors (`mmebm.refit`) have rows of their own; "train min per run" is
+# what the shipped manifests recorded, the refit's minutes are this machine's.
 
 # %%
 rows, per_run, summary = tables.coherence_rows(groups)
