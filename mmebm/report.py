@@ -3,6 +3,7 @@
     wilson_interval(k, n)          -> (low, high), the 95 % Wilson score interval of k / n
     mean_sd([0.61, 0.64, 0.59])    -> (mean, sample sd); sd is nan for one value
     learning_curve(run_dir)        -> {name: (steps, values)} from the eval rows of metrics.csv
+    source_rows(matrix)            -> per source modality, its mean cross coherence to the other targets
     best_source(matrices)          -> the source modality with the highest mean cross coherence
     median_seed({0: .3, 1: .5, 2: .4}) -> 2, the seed whose value is the median (the lower one of an even count)
     hole_closed(k_p0, k_prior, k_agg, n) -> (share, low, high): how much of the prior hole a prior closes
@@ -51,11 +52,17 @@ def learning_curve(run_dir):
     return curves
 
 
+def source_rows(matrix):
+    """Per source modality, the mean of its row of a cross-coherence matrix ([src][tgt]) off the
+    diagonal: how well that modality's encoder carries the digit to the others."""
+    return [statistics.fmean(v for t, v in enumerate(row) if t != s) for s, row in enumerate(matrix)]
+
+
 def best_source(matrices):
     """The source modality from which generation is most coherent: the row of the cross-coherence
     matrices (each [M, M], [src][tgt], as in metrics.json) with the highest off-diagonal mean,
     averaged over the matrices (the models and seeds to be shown)."""
-    rows = [[statistics.fmean(v for t, v in enumerate(row) if t != s) for s, row in enumerate(mat)] for mat in matrices]
+    rows = [source_rows(mat) for mat in matrices]
     mean = [statistics.fmean(r[s] for r in rows) for s in range(len(rows[0]))]
     return max(range(len(mean)), key=mean.__getitem__)
 

@@ -49,18 +49,14 @@ PAPER_EPOCHS = 250
 
 @dataclass
 class Group:
-    """One profile's evaluated runs: {(config, seed): folder}, {config: [seeds]}, {(config, seed): metrics}
-    and {(config, seed): ("shipped", manifest) or ("trained here", None)}."""
+    """One profile's evaluated runs: {(config, seed): folder}, {config: [seeds]}, {(config, seed): metrics},
+    {(config, seed): ("shipped", manifest) or ("trained here", None)} and, for refitted runs,
+    {(config, seed): the refit's seconds}; each checkpoint is read once, here."""
     runs: dict
     seeds: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     sources: dict = field(default_factory=dict)
-
-
-def run_source(d):
-    """("shipped", its manifest) or ("trained here", None) for a run folder."""
-    manifest = load_checkpoint(Path(d) / "checkpoint.pt").get("shipped")
-    return ("shipped", manifest) if manifest else ("trained here", None)
+    refit_s: dict = field(default_factory=dict)
 
 
 def _group(entries, required):
@@ -74,7 +70,13 @@ def _group(entries, required):
     if stale:
         raise FileNotFoundError(f"runs not evaluated by every judge set {list(JUDGES)}: {stale}; run 02_models first")
     seeds = {name: sorted(k for n, k in runs if n == name) for name in ORDER}
-    return Group(runs, {n: ks for n, ks in seeds.items() if ks}, metrics, {k: run_source(d) for k, d in runs.items()})
+    group = Group(runs, {n: ks for n, ks in seeds.items() if ks}, metrics)
+    for k, d in runs.items():
+        state = load_checkpoint(d / "checkpoint.pt")
+        group.sources[k] = ("shipped", state["shipped"]) if state.get("shipped") else ("trained here", None)
+        if state.get("refit"):
+            group.refit_s[k] = state["refit"]["seconds"]
+    return group
 
 
 def load_profiles(runs_dir, profile):
@@ -101,6 +103,12 @@ def judged(m, judges, src="prior"):
     """(joint coherence of z ~ src, cross coherence) of metrics m under one judge set."""
     b = m["judges"][judges]
     return b["joint"][src]["coherence"], b["cross_coherence"]
+
+
+def model_means(group, name, judges="judges", src="prior"):
+    """(joint coherence of z ~ src, cross coherence) of one model under one judge set, mean over its seeds."""
+    per_seed = [judged(group.metrics[name, k], judges, src) for k in group.seeds[name]]
+    return tuple(statistics.fmean(col) for col in zip(*per_seed))
 
 
 def top_share(column):
@@ -172,8 +180,7 @@ def _model_row(group, prof, name, label, paper_joint, paper_cross):
            "trained on": "/".join(sorted({trained_on(group.sources[name, k][1]) for k in group.seeds[name]})),
            "test tuples": ms[0]["n_test"], "joint samples": ms[0]["n_joint"]}
     if name.endswith(REFIT):  # the refit's own time, apart: it is a timing of this machine, not of the run
-        refit = [load_checkpoint(group.runs[name, k] / "checkpoint.pt")["refit"]["seconds"] for k in group.seeds[name]]
-        row["refit min, this machine"] = f"{statistics.fmean(refit) / 60:.1f}"
+        row["refit min, this machine"] = f"{statistics.fmean(group.refit_s[name, k] for k in group.seeds[name]) / 60:.1f}"
     return row
 
 
@@ -312,7 +319,7 @@ def pair_finding(group, prof, version, twin, ebm):
     if twin not in group.seeds or ebm not in group.seeds:
         return None
     a, b = ([group.metrics[n, k] for k in group.seeds[n]] for n in (twin, ebm))
-    (ja, ca), (jb, cb) = ([statistics.fmean(judged(m, "judges")[i] for m in ms) for i in (0, 1)] for ms in (a, b))
+    (ja, ca), (jb, cb) = model_means(group, twin), model_means(group, ebm)
     (la, ha), (lb, hb) = pooled_interval(a), pooled_interval(b)
     # apart only where both hold: the binomial intervals (sampling) and every seed (training's spread)
     sa, sb = ([judged(m, "judges")[0] for m in ms] for ms in (a, b))
@@ -329,8 +336,7 @@ def pair_finding(group, prof, version, twin, ebm):
 
 def mean_cross(group, names, judges):
     """Cross coherence under one judge set: mean over each model's seeds, then over the models."""
-    return statistics.fmean(statistics.fmean(group.metrics[n, k]["judges"][judges]["cross_coherence"]
-                                             for k in group.seeds[n]) for n in names)
+    return statistics.fmean(model_means(group, n, judges)[1] for n in names)
 
 
 def findings(rows, groups):
@@ -367,7 +373,7 @@ def generalized_findings(groups, profile):
         return "- Too few of the table's models were run to rank them."
     lines = []
     for metric, i in (("joint", 0), ("cross", 1)):
-        mean = {n: statistics.fmean(judged(group.metrics[n, k], "judges")[i] for k in group.seeds[n]) for n in names}
+        mean = {n: model_means(group, n)[i] for n in names}
         ours = sorted(names, key=lambda n: -mean[n])
         paper = sorted(names, key=lambda n: -LABELS[n][1 + i])
         lines.append(f"By {metric} coherence ours rank {', '.join(LABELS[n][0] for n in ours)}; the poster's "
@@ -399,8 +405,7 @@ def conclusion(groups, holes, profile):
     group, lines = groups[profile], []
     for version, (twin, ebm) in PAIRS.items():
         if twin in group.seeds and ebm in group.seeds:
-            (ja, ca), (jb, cb) = ([statistics.fmean(judged(group.metrics[n, k], "judges")[i] for k in group.seeds[n])
-                                   for i in (0, 1)] for n in (twin, ebm))
+            (ja, ca), (jb, cb) = model_means(group, twin), model_means(group, ebm)
             hole = next((r["hole closed"] for r in holes if r["judges"] == "main" and r["profile"] == profile
                          and r["model"] == LABELS[ebm][0]), "")
             lines.append(f"{version.capitalize()} version: the EBM prior's joint coherence is "
@@ -416,8 +421,7 @@ def conclusion(groups, holes, profile):
         longest = max(trained, key=trained.get, default=profile)
         if trained.get(longest, 0) > trained.get(profile, 0):
             g = groups[longest]
-            joint, cross = ([statistics.fmean(judged(g.metrics[name, k], "judges")[i] for k in g.seeds[name])
-                             for i in (0, 1)])
+            joint, cross = model_means(g, name)
             seeds = f"seed {g.seeds[name][0]}" if len(g.seeds[name]) == 1 else f"mean of {len(g.seeds[name])} seeds"
             lines.append(f"{LABELS[name][0]} trained {trained[longest]:.1f} epochs (profile `{longest}`, {seeds}): "
                          f"cross coherence {cross:.3f} (poster {PAPER[name][2]:.3f}), joint {joint:.3f} "

@@ -61,7 +61,7 @@ from mmebm.coherence import joint_coherence, judged_cross_generations
 from mmebm.config import from_dict
 from mmebm.data import PolyMNIST
 from mmebm.models import build_model
-from mmebm.report import best_source, fmt_mean_sd, learning_curve, median_seed
+from mmebm.report import best_source, fmt_mean_sd, learning_curve, median_seed, source_rows
 from mmebm.train import load_run
 
 groups = tables.load_profiles(runs_dir, profile)  # the long profile's runs, this profile's, then the others'
@@ -245,9 +245,7 @@ matrices = {label[name]: torch.tensor([metrics[name, k]["cross_coherence_matrix"
 fig = plots.coherence_matrices(matrices, suptitle=f"profile {profile}, mean over seeds; judges: main (weights/judges)")
 plots.save(fig, figures / "cross_coherence_matrix.png")
 src = best_source(mat.tolist() for mat in matrices.values())  # the figures below generate from it
-at_chance = {name: [s for s, row in enumerate(mat.tolist())
-                    if sum(v for t, v in enumerate(row) if t != s) / (len(row) - 1) < 0.15]
-             for name, mat in matrices.items()}
+at_chance = {name: [s for s, v in enumerate(source_rows(mat.tolist())) if v < 0.15] for name, mat in matrices.items()}
 display(Markdown("**What this shows**\n\n" + "\n".join(
     f"- {name}: " + (f"sources {', '.join(f'm{s}' for s in rows_)} generate at chance (below 0.15)" if rows_
                      else "every source carries the digit (each row above 0.15)") for name, rows_ in at_chance.items())

@@ -17,6 +17,7 @@ import torch
 from mmebm.classifiers import Classifiers
 from mmebm.coherence import model_cross_coherence
 from mmebm.data import PolyMNIST
+from mmebm.report import source_rows
 from mmebm.train import load_checkpoint, model_from_state
 from mmebm.weights import load_shipped
 
@@ -42,7 +43,7 @@ def main(folders):
         torch.manual_seed(0)
         c = model_cross_coherence(model, data, judges, progress=False)
         M = len(c.matrix)
-        rows = [(c.matrix[s].sum() - c.matrix[s, s]).item() / (M - 1) for s in range(M)]
+        rows = source_rows(c.matrix.tolist())
         print(f"| {Path(folder).name} | {step} | {c.mean:.3f} | {' / '.join(f'{r:.2f}' for r in rows)} | "
               f"{sum(r > 0.3 for r in rows)} of {M} |", flush=True)
 
