@@ -4,7 +4,8 @@
 # Twelve runs side by side on the card, with the gpu profile's grouped kernels (model.batched=true: the same
 # model, one kernel for the five modalities; twelve gpu-profile runs together did about 90 steps/s, so 3,000
 # steps each should take about 400 s), four settings a method, each one lever moved from the shipped cpu recipe:
-#   base    the cpu recipe as shipped (Normal likelihood 0.1, lr 3e-3, each method's own beta)
+#   base    the cpu recipe as shipped (Normal likelihood 0.1, lr 3e-3, each method's own beta; MVTCAE's cpu
+#           profile has Normal 1.0 since 2026-12-07, so its lik0.3 moves the other way)
 #   lik0.3  a weaker reconstruction (Normal 0.3): against the authors' Laplace 0.75 the recipe's Normal 0.1
 #           weighs the reconstruction about 13x more than the KL terms (issue #33)
 #   beta1   the KL terms at weight 1 instead of the methods' 2.5
