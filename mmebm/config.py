@@ -46,6 +46,9 @@ class ModelConfig:
     prior_scale: float = 1.0      # scale of p(z) (of p0(z) under the EBM) and of p0(w); MMVAE+ PolyMNIST: 1
                                   # (Laplace(0, 1)); its CUB run: softplus(0) = ln 2 (mmvaeplus_CUB.py pz_params)
     posterior: str = "laplace"    # family of q(z|x_m), q(w|x_m), p0(w) and the auxiliary w prior; MMVAE+
+    aux_w: str = "learned"        # MMVAE+'s auxiliary prior of w~ in training's cross-reconstructions: learned (its
+                                  # scale learnable, mapped as the posterior family's: the reference) | unit (p0(w)
+                                  # itself, the prior test-time cross generation draws w from; results/long/, sec. 9)
     scale_eps: float = 1e-20      # added to posterior scales: Constants.eta = 1e-20 (srl-ethz/mmvaeplus src/utils.py)
     likelihood: str = "laplace"   # p(x|z, w): laplace | normal; MMVAE+ PolyMNIST (poster's model writes N(G(z), I))
     lik_scale: float = 0.75       # fixed scale of the image likelihood; MMVAE+ PolyMNIST decoder (CUB: 0.01)
@@ -99,6 +102,8 @@ class ModelConfig:
             raise ValueError(f"model.objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
         if self.dataset != "polymnist" and self.dataset not in CUB_MODALITIES:
             raise ValueError(f"model.dataset must be polymnist, cub or cub_captions, got {self.dataset!r}")
+        if self.aux_w not in ("learned", "unit"):
+            raise ValueError(f"model.aux_w must be learned or unit, got {self.aux_w!r}")
         if not self.prior_scale > 0:
             raise ValueError(f"model.prior_scale must be positive, got {self.prior_scale}")
         need = len(self.modalities)

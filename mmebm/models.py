@@ -149,7 +149,12 @@ class MultimodalVAE(nn.Module):
         return torch.stack(terms, -1).sum(-1)  # one reduction over d: a chain of adds rounds differently
 
     def aux_w(self):
-        """The auxiliary priors of the M modalities' w, batch shape [M]."""
+        """The auxiliary priors of the M modalities' w, batch shape [M]: a learnable scale (cfg.aux_w
+        "learned", the reference), or p0(w) itself ("unit": training's cross-reconstructions then
+        draw w~ as test-time cross generation does, and a Normal scale cannot shrink towards 0)."""
+        if self.cfg.aux_w == "unit":
+            p0 = self.p0_w.dist()
+            return family(self.cfg.posterior)(p0.loc.expand_as(self.aux_w_raw), p0.scale.expand_as(self.aux_w_raw))
         return self._dist(torch.zeros_like(self.aux_w_raw), self.aux_w_raw)
 
     def join(self, w, z):

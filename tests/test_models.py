@@ -323,6 +323,24 @@ def test_prior_scale_reaches_p_z_p0_and_p0_w():
         preset("mmvae", prior_scale=0.0)
 
 
+def test_aux_w_unit_is_p0_w_and_learned_follows_its_parameter():
+    """aux_w "unit" draws the cross-reconstructions' w~ from p0(w), the prior of test-time cross
+    generation, and nothing trains it; "learned" (the reference) maps its raw parameter as the
+    posterior's scale (Normal: softplus, so ln 2 at 0) and the loss reaches it."""
+    torch.manual_seed(0)
+    for posterior, learned0 in (("normal", math.log(2.0)), ("laplace", 1.0)):
+        kw = dict(net="conv", posterior=posterior, prior_scale=0.5, z_dim=4, w_dim=3)
+        unit, learned = build_model(preset("mmvaeplus", aux_w="unit", **kw)), build_model(preset("mmvaeplus", **kw))
+        a = unit.aux_w()
+        assert type(a) is type(unit.p0_w.dist()) and a.loc.shape == a.scale.shape == (M, 3)
+        assert a.loc.abs().max() == 0 and a.scale.tolist() == [[0.5] * 3] * M
+        torch.testing.assert_close(learned.aux_w().scale, torch.full((M, 3), learned0))
+        unit.loss(_x())[0].backward()
+        assert unit.aux_w_raw.grad is None
+    with pytest.raises(ValueError, match="aux_w"):
+        preset("mmvaeplus", aux_w="fixed")
+
+
 @pytest.mark.parametrize("name", ["mmvae", "mmvaeplus"])
 def test_cross_generate_all_reads_each_source_alone(name, monkeypatch):
     """cross_generate_all(x)[src] is a generation from x_src only (the same draws whatever the
