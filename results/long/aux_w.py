@@ -6,6 +6,7 @@ protocol), w = 0 (p0's mean), another test tuple's posterior sample (a w that be
 image), and the target's own posterior sample. From the repository root:
 
     python results/long/aux_w.py RUN_DIR STEP [STEP ...] >> results/long/aux_w.txt
+    python results/long/aux_w.py weights/polymnist_mmvaeplus-cpu-s0 >> results/long/aux_w.txt   # a shipped run
 """
 
 import sys
@@ -17,14 +18,16 @@ from mmebm.classifiers import Classifiers
 from mmebm.coherence import predict
 from mmebm.data import PolyMNIST
 from mmebm.train import load_checkpoint, model_from_state
+from mmebm.weights import load_shipped
 
 data = PolyMNIST.load("data/polymnist", "test")
 x, y = data[torch.linspace(0, len(data) - 1, 500).round().long()]
 x, y = (x.float() / 255 if x.dtype == torch.uint8 else x), torch.as_tensor(y)
 judges = Classifiers.load("weights/judges")
 run = Path(sys.argv[1])
-for step in map(int, sys.argv[2:]):
-    model, _ = model_from_state(load_checkpoint(run / "snapshots" / f"step_{step:07d}.pt"))
+for step in list(map(int, sys.argv[2:])) or [None]:
+    model = load_shipped(run)[0] if step is None else \
+        model_from_state(load_checkpoint(run / "snapshots" / f"step_{step:07d}.pt"))[0]
     M = model.cfg.n_modalities
     torch.manual_seed(0)
     with torch.no_grad():
@@ -42,5 +45,5 @@ for step in map(int, sys.argv[2:]):
                 per_target += (predict(judges, gen) == y[:, None]).float().mean(0) * (torch.arange(M) != src)
             per_target /= M - 1
             out.append(f"{name} {per_target.mean():.3f} ({' / '.join(f'{v:.2f}' for v in per_target.tolist())})")
-    print(f"{run.name} step {step}: aux scale mean {aux.mean():.3f} (min {aux.min():.3f}, max {aux.max():.3f}); "
+    print(f"{run.name}" + (f" step {step}" if step else "") + f": aux scale mean {aux.mean():.3f} (min {aux.min():.3f}, max {aux.max():.3f}); "
           "cross coherence, per target m0-m4, with " + "; ".join(out), flush=True)
