@@ -395,7 +395,11 @@ print(f"MoE ELBO with exact posterior experts: every sample = log p(X) {log_px0:
 #
 # where $\tilde w_d = w_r$ for self-reconstruction ($d = r$) and, for cross-reconstruction
 # $r \to d$, $\tilde w_d$ is drawn from a learnable auxiliary prior of modality $d$ (the
-# modality-specific information of $x_d$ cannot come from $x_r$). $\beta_{\rm KL}$ is
+# modality-specific information of $x_d$ cannot come from $x_r$). Test-time cross generation
+# draws $w$ from $p_0(w)$ instead; with Normal posteriors nothing holds the learned scale near
+# $p_0$'s, and over a long run it shrank to 0.07, until the decoders could no longer read a
+# $w \sim p_0(w)$: the `long` profile draws $\tilde w_d$ from $p_0(w)$ itself (`model.aux_w: unit`;
+# `results/long/`, section 9). $\beta_{\rm KL}$ is
 # MMVAE+'s weight on the regularizer (2.5 on PolyMNIST; 1 for the base version). The EBM
 # step is the same as in the base version: only $z$ is tilted, $w$ keeps $p_0(w)$.
 #
