@@ -163,13 +163,19 @@ display(Markdown("**What this shows**\n\n" + tables.generalized_findings(groups,
 # Coherence measured while training (cross coherence on a fixed subset of test tuples, joint
 # coherence of prior samples; `train.eval_every`), one colour per model, one line style per seed.
 # It tells whether a run has learned at all: at chance, cross coherence is about 0.1. The probes
-# were scored by the blur-robust judges the trainer uses (`weights/classifiers`), not by the main
-# judges. The joint panel starts after step 0: an untrained model decodes every $z$ to nearly the
+# were scored by the judges each run's trainer was given (`train.eval_classifiers`): the blur-robust
+# set (`weights/classifiers`) for most runs, the main judges for those trained after they landed;
+# the figure's title names which. The joint panel starts after step 0: an untrained model decodes every $z$ to nearly the
 # same flat image, which judges without a "no digit" answer read as one digit alike; the table
 # below the figure measures that on untrained models (seed 0, `n_untrained` samples).
 
 # %%
 TRAINED = [name for name in seeds if name not in tables.VARIANTS]  # a refitted run's curves are its source's
+# which set scored each model's probes: its trainer's eval_classifiers (a folder named judges: the main set)
+probed_by_main = [label[name] for name in TRAINED
+                  if Path(metrics[name, seeds[name][0]]["config"]["train"].get("eval_classifiers") or "").name == "judges"]
+probe_judges = "the blur-robust judges (weights/classifiers)" + (
+    f"; {', '.join(probed_by_main)}: the main judges (weights/judges)" if probed_by_main else "")
 curves = {label[name]: {k: learning_curve(runs[name, k]) for k in seeds[name]} for name in TRAINED}
 at_step0 = {}
 for model_label, model_curves in curves.items():
@@ -184,8 +190,8 @@ sources = groups[profile].sources
 breaks = {h["steps"]: "warm start" for _, manifest in sources.values() if manifest for h in manifest.get("history", [])}
 if any(c for model_curves in curves.values() for c in model_curves.values()):
     fig = plots.learning_curves_figure(curves, chance={"cross_coherence": 0.1}, breaks=breaks,
-                                       title=f"profile {profile}: coherence probes while training, scored by the "
-                                             "blur-robust judges (weights/classifiers)")
+                                       title=f"profile {profile}: coherence probes while training, scored by "
+                                             + probe_judges)
     plots.save(fig, figures / "learning_curves.png")
 else:
     print("these runs were trained without coherence probes (train.eval_every=0): no learning curves")
@@ -202,7 +208,7 @@ for name in TRAINED:
                       **{f"untrained, {jl} judges": f"{joint_coherence(samples, j):.3f}" for jl, j in judge_sets.items()}})
 table_untrained = tables.markdown(untrained)
 (figures / "table_untrained.md").write_text(
-    f"Joint coherence at step 0: the learning curves' first probe (blur-robust judges, mean ± sd over the seeds), "
+    f"Joint coherence at step 0: the learning curves' first probe ({probe_judges}; mean ± sd over the seeds), "
     f"and {n_untrained} joint samples of each model untrained (seed 0) under every judge set.\n\n{table_untrained}\n")
 display(Markdown(table_untrained))
 
