@@ -154,7 +154,7 @@ class MultimodalVAE(nn.Module):
         draw w~ as test-time cross generation does, and a Normal scale cannot shrink towards 0)."""
         if self.cfg.aux_w == "unit":
             p0 = self.p0_w.dist()
-            return family(self.cfg.posterior)(p0.loc.expand_as(self.aux_w_raw), p0.scale.expand_as(self.aux_w_raw))
+            return type(p0)(p0.loc.expand_as(self.aux_w_raw), p0.scale.expand_as(self.aux_w_raw))
         return self._dist(torch.zeros_like(self.aux_w_raw), self.aux_w_raw)
 
     def join(self, w, z):

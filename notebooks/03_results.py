@@ -165,8 +165,8 @@ display(Markdown("**What this shows**\n\n" + tables.generalized_findings(groups,
 # It tells whether a run has learned at all: at chance, cross coherence is about 0.1. The probes
 # were scored by the judges each run's trainer was given (`train.eval_classifiers`): the blur-robust
 # set (`weights/classifiers`) for most runs, the main judges for those trained after they landed;
-# the figure's title names which. The joint panel starts after step 0: an untrained model decodes every $z$ to nearly the
-# same flat image, which judges without a "no digit" answer read as one digit alike; the table
+# the figure's title names which. The joint panel starts after step 0: an untrained model decodes
+# every $z$ to nearly the same flat image, which judges without a "no digit" answer read as one digit alike; the table
 # below the figure measures that on untrained models (seed 0, `n_untrained` samples).
 
 # %%

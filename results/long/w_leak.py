@@ -13,6 +13,7 @@ import torch
 
 from mmebm.data import PolyMNIST
 from mmebm.experts import digit_probe
+from mmebm.objectives import kl_normal
 from mmebm.train import load_checkpoint, model_from_state
 
 data = PolyMNIST.load("data/polymnist", "test")
@@ -36,8 +37,6 @@ for run_dir in sys.argv[1:]:
         model, _ = model_from_state(state)
         with torch.no_grad():
             post = model.encode(x)
-            kl_w = torch.distributions.kl_divergence(
-                torch.distributions.Normal(post.w.loc, post.w.scale),
-                torch.distributions.Normal(torch.zeros_like(post.w.loc), torch.ones_like(post.w.scale))).sum(-1).mean()
+            kl_w = kl_normal(post.w, model.p0_w.dist()).mean()
         print(f"| {Path(run_dir).name} | {state['step']} | {fmt(digit_probe(post.z.loc, y))} | "
               f"{fmt(digit_probe(post.w.loc, y))} | {kl_w:.1f} |", flush=True)
