@@ -171,11 +171,18 @@ display(Markdown("**What this shows**\n\n" + tables.generalized_findings(groups,
 
 # %%
 TRAINED = [name for name in seeds if name not in tables.VARIANTS]  # a refitted run's curves are its source's
-# which set scored each model's probes: its trainer's eval_classifiers (a folder named judges: the main set)
-probed_by_main = [label[name] for name in TRAINED
-                  if Path(metrics[name, seeds[name][0]]["config"]["train"].get("eval_classifiers") or "").name == "judges"]
-probe_judges = "the blur-robust judges (weights/classifiers)" + (
-    f"; {', '.join(probed_by_main)}: the main judges (weights/judges)" if probed_by_main else "")
+
+
+def probe_judges(group, names):
+    """Which set scored the probes: each run's eval_classifiers (a folder named judges: the main set)."""
+    by_main = [label[n] for n in names if Path(group.metrics[n, group.seeds[n][0]]["config"]["train"]
+                                               .get("eval_classifiers") or "").name == "judges"]
+    if len(by_main) == len(names):
+        return "the main judges (weights/judges)"
+    return "the blur-robust judges (weights/classifiers)" + (
+        f"; {', '.join(by_main)}: the main judges (weights/judges)" if by_main else "")
+
+
 curves = {label[name]: {k: learning_curve(runs[name, k]) for k in seeds[name]} for name in TRAINED}
 at_step0 = {}
 for model_label, model_curves in curves.items():
@@ -191,7 +198,7 @@ breaks = {h["steps"]: "warm start" for _, manifest in sources.values() if manife
 if any(c for model_curves in curves.values() for c in model_curves.values()):
     fig = plots.learning_curves_figure(curves, chance={"cross_coherence": 0.1}, breaks=breaks,
                                        title=f"profile {profile}: coherence probes while training, scored by "
-                                             + probe_judges)
+                                             + probe_judges(groups[profile], TRAINED))
     plots.save(fig, figures / "learning_curves.png")
 else:
     print("these runs were trained without coherence probes (train.eval_every=0): no learning curves")
@@ -208,7 +215,8 @@ for name in TRAINED:
                       **{f"untrained, {jl} judges": f"{joint_coherence(samples, j):.3f}" for jl, j in judge_sets.items()}})
 table_untrained = tables.markdown(untrained)
 (figures / "table_untrained.md").write_text(
-    f"Joint coherence at step 0: the learning curves' first probe ({probe_judges}; mean ± sd over the seeds), "
+    f"Joint coherence at step 0: the learning curves' first probe ({probe_judges(groups[profile], TRAINED)}; "
+    f"mean ± sd over the seeds), "
     f"and {n_untrained} joint samples of each model untrained (seed 0) under every judge set.\n\n{table_untrained}\n")
 display(Markdown(table_untrained))
 
@@ -226,9 +234,11 @@ models = {name: load_run(runs[name, shown[name]])[0] for name in TRAINED}
 print("seed shown per model:", shown)
 
 
-def budget(name):
-    m = metrics[name, shown[name]]
-    return f"seed {shown[name]}, {m['step']:,} steps ({tables.epochs(m):.1f} epochs)"
+def budget(name, group=groups[profile], k=None):
+    """The run shown for `name`: its seed (default: the median seed picked above), steps and epochs."""
+    k = shown[name] if k is None else k
+    m = group.metrics[name, k]
+    return f"seed {k}, {m['step']:,} steps ({tables.epochs(m):.1f} epochs)"
 
 
 for version, pair in tables.PAIRS.items():
@@ -302,16 +312,49 @@ display(Markdown("**What this shows**: share of these generations each judge set
 # from $p_\alpha$.
 
 # %%
-for version, (_, name) in tables.PAIRS.items():
-    model = models[name]
+def langevin_chain(model, title):
     torch.manual_seed(seed)
     chain = model.prior.sample(4, return_chain=True)  # [K + 1, 4, dim z]
     chain_steps = sorted({min(k, len(chain) - 1) for k in chain_show})
     w = model.p0_w.sample((4, 5)) if model.w_dim else None
     decoded = torch.stack([model.decode_z(chain[k], w) for k in chain_steps], 1)  # [4 chains, steps, M, 3, H, W]
-    fig = plots.chain_figure(decoded, chain_steps, suptitle=f"{label[name]}: z_0 ~ p0 to z_K ~ p_alpha; profile "
-                                                      f"{profile}, {budget(name)}")
+    return plots.chain_figure(decoded, chain_steps, suptitle=f"{title}: z_0 ~ p0 to z_K ~ p_alpha")
+
+
+for version, (_, name) in tables.PAIRS.items():
+    fig = langevin_chain(models[name], f"{label[name]}; profile {profile}, {budget(name)}")
     plots.save(fig, figures / f"langevin_chain_{version}.png")
+
+# %% [markdown]
+# ## The longest runs
+#
+# The same figures for the `long` profile's shipped runs (the cpu recipe for 20 epochs, seed 0):
+# the learning curves of every such run, and for each of the poster's pairs whose twin and EBM
+# model have both finished, the joint generations, the cross generations from the same source, and
+# the Langevin chain. The README shows these where they exist.
+
+# %%
+long = groups.get("long") if profile != "long" else None
+long_names = [name for name in TRAINED if long and name in long.seeds]
+if long_names:
+    long_curves = {label[n]: {k: learning_curve(long.runs[n, k]) for k in long.seeds[n]} for n in long_names}
+    fig = plots.learning_curves_figure(long_curves, chance={"cross_coherence": 0.1},
+                                       title="profile long: coherence probes while training, scored by "
+                                             + probe_judges(long, long_names))
+    plots.save(fig, figures / "learning_curves_long.png")
+for version, pair in tables.PAIRS.items():
+    if not all(n in long_names for n in pair):
+        continue
+    titled = {n: f"{label[n]}; {budget(n, long, long.seeds[n][0])}" for n in pair}  # seed 0: the one long run so far
+    long_models = {titled[n]: load_run(long.runs[n, long.seeds[n][0]])[0] for n in pair}
+    fig = plots.joint_figure(long_models, n_show, seed, judges=judge_sets["main"],
+                             suptitle="profile long; judges: main (weights/judges)")
+    plots.save(fig, figures / f"joint_{version}_long.png")
+    fig = plots.cross_figure(long_models, x, src=src, seed=seed, suptitle="profile long")
+    plots.save(fig, figures / f"cross_{version}_long.png")
+    fig = langevin_chain(long_models[titled[pair[1]]], f"{titled[pair[1]].replace('; ', '; profile long, ')}")
+    plots.save(fig, figures / f"langevin_chain_{version}_long.png")
+print("long-profile figures:", sorted(f.name for f in figures.glob("*_long.png")))
 
 # %% [markdown]
 # ## Where the EBM prior puts its mass
