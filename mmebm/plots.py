@@ -347,7 +347,7 @@ def energy_landscape_figure(model, x, y, n_samples=1000, grid=80, title=None):
     z = model.encode(x).z.loc.flatten(0, 1)                       # [N*M, D]
     labels = y.repeat_interleave(x.shape[1]).cpu()
     centre = z.mean(0)
-    _, _, v = torch.pca_lowrank(z - centre, q=2, center=False)    # [D, 2]
+    v = torch.linalg.svd(z - centre, full_matrices=False).Vh[:2].T  # [D, 2]; exact PCA (pca_lowrank draws from the RNG)
     pc = ((z - centre) @ v).cpu()
     torch.manual_seed(0)
     samples = ((model.prior.sample(n_samples) - centre) @ v).cpu()

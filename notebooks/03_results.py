@@ -183,14 +183,20 @@ def probe_judges(group, names):
         f"; {', '.join(by_main)}: the main judges (weights/judges)" if by_main else "")
 
 
+def drop_step0_joint(curves):
+    """Take the joint probes at step 0 out of the curves (see above); return them per model."""
+    at_step0 = {}
+    for model_label, model_curves in curves.items():
+        for c in model_curves.values():
+            if "joint_coherence" in c:
+                steps, values = c["joint_coherence"]
+                at_step0.setdefault(model_label, []).extend(v for st, v in zip(steps, values) if st == 0)
+                c["joint_coherence"] = ([st for st in steps if st > 0], [v for st, v in zip(steps, values) if st > 0])
+    return at_step0
+
+
 curves = {label[name]: {k: learning_curve(runs[name, k]) for k in seeds[name]} for name in TRAINED}
-at_step0 = {}
-for model_label, model_curves in curves.items():
-    for c in model_curves.values():
-        if "joint_coherence" in c:
-            steps, values = c["joint_coherence"]
-            at_step0.setdefault(model_label, []).extend(v for st, v in zip(steps, values) if st == 0)
-            c["joint_coherence"] = ([st for st in steps if st > 0], [v for st, v in zip(steps, values) if st > 0])
+at_step0 = drop_step0_joint(curves)
 # where shipped runs were continued from earlier weights (`--warm-start`, with a fresh Adam): the
 # curves are not joined across that step, since the probes after it may be scored by other judges
 sources = groups[profile].sources
@@ -312,17 +318,17 @@ display(Markdown("**What this shows**: share of these generations each judge set
 # from $p_\alpha$.
 
 # %%
-def langevin_chain(model, title):
+def langevin_chain(model, model_label, context):
     torch.manual_seed(seed)
     chain = model.prior.sample(4, return_chain=True)  # [K + 1, 4, dim z]
     chain_steps = sorted({min(k, len(chain) - 1) for k in chain_show})
     w = model.p0_w.sample((4, 5)) if model.w_dim else None
     decoded = torch.stack([model.decode_z(chain[k], w) for k in chain_steps], 1)  # [4 chains, steps, M, 3, H, W]
-    return plots.chain_figure(decoded, chain_steps, suptitle=f"{title}: z_0 ~ p0 to z_K ~ p_alpha")
+    return plots.chain_figure(decoded, chain_steps, suptitle=f"{model_label}: z_0 ~ p0 to z_K ~ p_alpha; {context}")
 
 
 for version, (_, name) in tables.PAIRS.items():
-    fig = langevin_chain(models[name], f"{label[name]}; profile {profile}, {budget(name)}")
+    fig = langevin_chain(models[name], label[name], f"profile {profile}, {budget(name)}")
     plots.save(fig, figures / f"langevin_chain_{version}.png")
 
 # %% [markdown]
@@ -338,6 +344,7 @@ long = groups.get("long") if profile != "long" else None
 long_names = [name for name in TRAINED if long and name in long.seeds]
 if long_names:
     long_curves = {label[n]: {k: learning_curve(long.runs[n, k]) for k in long.seeds[n]} for n in long_names}
+    drop_step0_joint(long_curves)
     fig = plots.learning_curves_figure(long_curves, chance={"cross_coherence": 0.1},
                                        title="profile long: coherence probes while training, scored by "
                                              + probe_judges(long, long_names))
@@ -345,14 +352,16 @@ if long_names:
 for version, pair in tables.PAIRS.items():
     if not all(n in long_names for n in pair):
         continue
-    titled = {n: f"{label[n]}; {budget(n, long, long.seeds[n][0])}" for n in pair}  # seed 0: the one long run so far
-    long_models = {titled[n]: load_run(long.runs[n, long.seeds[n][0]])[0] for n in pair}
+    shown_long = {n: budget(n, long, long.seeds[n][0]) for n in pair}  # seed 0: the one long run so far
+    long_models = {f"{label[n]}; {shown_long[n]}": load_run(long.runs[n, long.seeds[n][0]])[0] for n in pair}
     fig = plots.joint_figure(long_models, n_show, seed, judges=judge_sets["main"],
                              suptitle="profile long; judges: main (weights/judges)")
     plots.save(fig, figures / f"joint_{version}_long.png")
     fig = plots.cross_figure(long_models, x, src=src, seed=seed, suptitle="profile long")
     plots.save(fig, figures / f"cross_{version}_long.png")
-    fig = langevin_chain(long_models[titled[pair[1]]], f"{titled[pair[1]].replace('; ', '; profile long, ')}")
+    ebm = pair[1]
+    fig = langevin_chain(long_models[f"{label[ebm]}; {shown_long[ebm]}"], label[ebm],
+                         f"profile long, {shown_long[ebm]}")
     plots.save(fig, figures / f"langevin_chain_{version}_long.png")
 print("long-profile figures:", sorted(f.name for f in figures.glob("*_long.png")))
 
