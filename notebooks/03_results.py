@@ -353,17 +353,16 @@ for version, pair in tables.PAIRS.items():
     if not all(n in long_names for n in pair):
         continue
     shown_long = {n: budget(n, long, long.seeds[n][0]) for n in pair}  # seed 0: the one long run so far
-    long_models = {f"{label[n]}; {shown_long[n]}": load_run(long.runs[n, long.seeds[n][0]])[0] for n in pair}
-    fig = plots.joint_figure(long_models, n_show, seed, judges=judge_sets["main"],
+    long_models = {n: load_run(long.runs[n, long.seeds[n][0]])[0] for n in pair}
+    titled = {f"{label[n]}; {shown_long[n]}": long_models[n] for n in pair}
+    fig = plots.joint_figure(titled, n_show, seed, judges=judge_sets["main"],
                              suptitle="profile long; judges: main (weights/judges)")
     plots.save(fig, figures / f"joint_{version}_long.png")
-    fig = plots.cross_figure(long_models, x, src=src, seed=seed, suptitle="profile long")
+    fig = plots.cross_figure(titled, x, src=src, seed=seed, suptitle="profile long")
     plots.save(fig, figures / f"cross_{version}_long.png")
     ebm = pair[1]
-    fig = langevin_chain(long_models[f"{label[ebm]}; {shown_long[ebm]}"], label[ebm],
-                         f"profile long, {shown_long[ebm]}")
+    fig = langevin_chain(long_models[ebm], label[ebm], f"profile long, {shown_long[ebm]}")
     plots.save(fig, figures / f"langevin_chain_{version}_long.png")
-print("long-profile figures:", sorted(f.name for f in figures.glob("*_long.png")))
 
 # %% [markdown]
 # ## Where the EBM prior puts its mass
