@@ -398,8 +398,8 @@ print(f"MoE ELBO with exact posterior experts: every sample = log p(X) {log_px0:
 # modality-specific information of $x_d$ cannot come from $x_r$). Test-time cross generation
 # draws $w$ from $p_0(w)$ instead; with Normal posteriors nothing holds the learned scale near
 # $p_0$'s, and over a long run it shrank to 0.07, until the decoders could no longer read a
-# $w \sim p_0(w)$: the `long` profile draws $\tilde w_d$ from $p_0(w)$ itself (`model.aux_w: unit`;
-# `results/long/`, section 9). $\beta_{\rm KL}$ is
+# $w \sim p_0(w)$: the `cpu` and `long` profiles draw $\tilde w_d$ from $p_0(w)$ itself
+# (`model.aux_w: unit`; `results/long/`, sections 9-10). $\beta_{\rm KL}$ is
 # MMVAE+'s weight on the regularizer (2.5 on PolyMNIST; 1 for the base version). The EBM
 # step is the same as in the base version: only $z$ is tilted, $w$ keeps $p_0(w)$.
 #

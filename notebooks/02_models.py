@@ -60,7 +60,8 @@
 #   - \log q_{\text{mix}}(z_r \mid X) - \log q(w_r \mid x_r)\big),$$
 #
 # where $\tilde w_d = w_r$ for self-reconstruction ($d = r$) and is drawn from a learnable
-# auxiliary prior of modality $d$ for cross-reconstruction; at test time cross generation draws
+# auxiliary prior of modality $d$ for cross-reconstruction (the `cpu` and `long` profiles: from
+# $p_0(w)$, `model.aux_w: unit`, for the reason `01_objectives` gives); at test time cross generation draws
 # $w$ from the unit prior. Generation: $z$ by Langevin dynamics on $p_\alpha$, $w \sim p_0(w)$.
 #
 # Defaults where the poster is silent (all are config values):

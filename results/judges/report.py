@@ -3,7 +3,7 @@
     python results/judges/report.py softness     # how soft the shipped models' generations are
     python results/judges/report.py shifts       # every judge set on every shift of the test split
     python results/judges/report.py blends --limit 2000   # every judge set on two digits blended, at several weights
-    python results/judges/report.py agreement    # per-target cross coherence of every shipped model, all judge sets
+    python results/judges/report.py agreement [--runs RUN ...]   # per-target cross coherence of every shipped model, all judge sets
     python results/judges/report.py eye          # 100 generations per target modality to count by eye
     python results/judges/report.py disputed     # the generations main and check read differently, blind
     python results/judges/report.py tables       # tables.md from what the others wrote
@@ -124,8 +124,11 @@ def shift_table(rows):
 def agreement(args):
     data = PolyMNIST.load("data/polymnist", "test", limit=args.limit)
     sets = judges()
-    runs = sorted(p.name for p in WEIGHTS.glob("polymnist_*") if (p / "manifest.json").is_file())
+    runs = args.runs or sorted(p.name for p in WEIGHTS.glob("polymnist_*") if (p / "manifest.json").is_file())
     rows = []
+    if args.runs and (HERE / "agreement.csv").is_file():  # measure these runs again, keep the others' rows
+        with open(HERE / "agreement.csv", newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r["run"] not in runs]
     for run in runs:
         t = time.time()
         model, _, _ = load_shipped(WEIGHTS / run)
@@ -138,6 +141,7 @@ def agreement(args):
             if {"main", "check"} <= set(cc) else float("nan")
         print(f"{run}: " + ", ".join(f"{n} {c.mean:.3f}" for n, c in cc.items()) + f"; largest main-check gap {gap:.3f}"
               f" ({time.time() - t:.0f} s)", flush=True)
+    rows.sort(key=lambda r: (r["run"], list(JUDGES).index(r["judges"])))
     with open(HERE / "agreement.csv", "w", newline="") as f:
         w = csv.DictWriter(f, rows[0].keys())
         w.writeheader()
@@ -287,6 +291,7 @@ def main(argv=None):
     p.add_argument("what", choices=["softness", "shifts", "blends", "agreement", "eye", "disputed", "tables"])
     p.add_argument("--limit", type=int, default=None, help="test tuples (evenly spaced; default all)")
     p.add_argument("--run", default="polymnist_mmvae-cpu-s0", help="eye: the shipped run")
+    p.add_argument("--runs", nargs="+", help="agreement: measure only these shipped runs again (default: all)")
     p.add_argument("--digit-sigma", type=float, default=ShiftParams.digit_sigma,
                    help="shifts: the digit's blur in the blurred shifts (pixels)")
     p.add_argument("--blind", action="store_true", help="eye: the grids without the judges' answers")
